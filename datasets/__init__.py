@@ -4,6 +4,8 @@
 >>> pair = degrade(cube, "mossfuse-x32", seed=0)      # doctest: +SKIP
 """
 
+from hmifbench.datasets.base import DATASETS, Dataset, get_dataset, register_dataset
 from hmifbench.datasets.protocols import PROTOCOLS, Pair, Protocol, degrade, get_protocol
 
-__all__ = ["PROTOCOLS", "Pair", "Protocol", "degrade", "get_protocol"]
+__all__ = ["DATASETS", "Dataset", "get_dataset", "register_dataset", "PROTOCOLS", "Pair",
+           "Protocol", "degrade", "get_protocol"]
