@@ -1,0 +1,205 @@
+"""The ``hmifbench`` command: one sub-command per pipeline stage, plus method tools.
+
+Every Snakemake rule is one of these commands, so any step can be rerun by hand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from hmifbench.errors import HmifError
+
+
+def _options(pairs) -> dict:
+    """Parse ``key=value`` options; values are read as YAML scalars (numbers, booleans)."""
+    import yaml
+
+    out = {}
+    for item in pairs or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise HmifError(f"option {item!r} must look like key=value")
+        out[key] = yaml.safe_load(value)
+    return out
+
+
+def _params(text) -> dict:
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise HmifError(f"--params must be a JSON object: {err}") from None
+    if not isinstance(value, dict):
+        raise HmifError("--params must be a JSON object")
+    return value
+
+
+def cmd_methods(args):
+    from hmifbench import registry
+
+    for p in args.plugins:
+        registry.add_plugin_path(p)
+    described = {n: registry.get_class(n).describe() for n in registry.available()}
+    if args.json:
+        print(json.dumps({"methods": described, "errors": registry.load_errors()}, indent=2, default=str))
+        return 0
+    print(f"{'name':<14} {'family':<7} {'training':<8} {'blind':<6} {'gpu':<4} source")
+    for name, d in described.items():
+        print(f"{name:<14} {d['family']:<7} {d['training']:<8} {str(d['blind']):<6} "
+              f"{d['resources']['gpu']:<4} {d['class']}")
+    for name, err in registry.load_errors().items():
+        print(f"[not loaded] {name}: {err}", file=sys.stderr)
+    return 0
+
+
+def cmd_prepare(args):
+    from hmifbench.stages import prepare
+
+    print(prepare(args.dataset, args.scene, args.out, root=args.root, **_options(args.option)))
+    return 0
+
+
+def cmd_simulate(args):
+    from hmifbench.stages import simulate
+
+    print(simulate(args.scene, args.protocol, args.out, seed=args.seed, scene_id=args.scene_id))
+    return 0
+
+
+def cmd_train(args):
+    from hmifbench.stages import train
+
+    print(train(args.method, args.pairs, args.out, params=_params(args.params), setting=args.setting,
+                seed=args.seed, device=args.device, allow_cpu_fallback=args.allow_cpu_fallback,
+                plugins=args.plugins, entry=args.entry))
+    return 0
+
+
+def cmd_fuse(args):
+    from hmifbench.stages import fuse
+
+    record = fuse(args.method, args.pair, args.out, params=_params(args.params), setting=args.setting,
+                  seed=args.seed, device=args.device, allow_cpu_fallback=args.allow_cpu_fallback,
+                  state_dir=args.state, plugins=args.plugins, entry=args.entry,
+                  on_error=args.on_error, config_hash=args.config_hash)
+    if record["status"] != "ok":
+        print(f"hmifbench fuse: {record['entry']} failed on {args.pair}: {record['error']} "
+              "(recorded in run.json)", file=sys.stderr)
+    else:
+        print(f"{record['entry']}: {record['timing']['fuse_s']:.2f} s -> {Path(args.out) / 'hr_hsi.hdr'}")
+    return 0
+
+
+def cmd_evaluate(args):
+    from hmifbench.stages import evaluate
+
+    labels = _options(args.label)
+    record = evaluate(args.run, args.reference, args.pair, args.out, profile=args.profile,
+                      crop=args.crop, data_range=args.data_range, labels=labels)
+    print(json.dumps({"status": record["status"], "profile": record["profile"], **record["scores"]},
+                     default=str))
+    return 0
+
+
+def cmd_report(args):
+    from hmifbench.report import write_tables
+
+    scores = list(args.scores)
+    if args.scores_from:
+        scores += [ln for ln in Path(args.scores_from).read_text().splitlines() if ln.strip()]
+    for name, path in write_tables(scores, args.out).items():
+        print(f"{name}: {path}")
+    return 0
+
+
+def _common_run_args(p):
+    p.add_argument("--params", help="method parameters as a JSON object, overriding defaults")
+    p.add_argument("--setting", choices=["known", "blind"], default="known",
+                   help="known: the method gets the true PSF and SRF; blind: it gets neither")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
+    p.add_argument("--allow-cpu-fallback", action="store_true",
+                   help="run a GPU method on the CPU when no GPU is visible instead of failing")
+    p.add_argument("--plugins", action="append", default=[], metavar="DIR",
+                   help="a plugin folder of method files (repeatable)")
+    p.add_argument("--entry", help="the config entry name (a method with its parameters)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="hmifbench", description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("methods", help="list the registered fusion methods")
+    p.add_argument("--plugins", action="append", default=[], metavar="DIR")
+    p.add_argument("--json", action="store_true", help="full metadata as JSON")
+    p.set_defaults(func=cmd_methods)
+
+    p = sub.add_parser("prepare", help="write one ground-truth scene as an ENVI cube")
+    p.add_argument("dataset")
+    p.add_argument("scene")
+    p.add_argument("-o", "--out", required=True, help="output .hdr path")
+    p.add_argument("--root", default="resources/datasets", help="where downloaded datasets live")
+    p.add_argument("--option", action="append", metavar="KEY=VALUE", help="dataset option (repeatable)")
+    p.set_defaults(func=cmd_prepare)
+
+    p = sub.add_parser("simulate", help="degrade a scene into an (LR-HSI, HR-MSI) pair")
+    p.add_argument("scene", help="ground-truth .hdr")
+    p.add_argument("protocol", help="degradation protocol name, e.g. gauss-fwhm-x8")
+    p.add_argument("-o", "--out", required=True, help="output pair folder")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--scene-id", help="name that seeds the noise (default: the file stem)")
+    p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser("train", help="fit a dataset-trained method on train pairs")
+    p.add_argument("method")
+    p.add_argument("--pairs", nargs="+", required=True, help="pair folders of the train split")
+    p.add_argument("-o", "--out", required=True, help="model folder (state.json, checkpoints)")
+    _common_run_args(p)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("fuse", help="run a method on one pair")
+    p.add_argument("method")
+    p.add_argument("pair", help="pair folder (lr_hsi.hdr, hr_msi.hdr, truth.json)")
+    p.add_argument("-o", "--out", required=True, help="output folder (hr_hsi.hdr, run.json)")
+    p.add_argument("--state", help="model folder written by 'hmifbench train'")
+    p.add_argument("--on-error", choices=["raise", "record"], default="raise",
+                   help="record: write a failed run.json and exit 0 (used by the workflow)")
+    p.add_argument("--config-hash", help="hash of the workflow config, for provenance")
+    _common_run_args(p)
+    p.set_defaults(func=cmd_fuse)
+
+    p = sub.add_parser("evaluate", help="score one fuse output")
+    p.add_argument("run", help="run.json of the fuse output")
+    p.add_argument("--reference", required=True, help="ground-truth .hdr")
+    p.add_argument("--pair", required=True, help="pair folder (for the truth)")
+    p.add_argument("-o", "--out", required=True, help="score .json")
+    p.add_argument("--profile", default="canonical")
+    p.add_argument("--crop", type=int, default=0, help="border pixels excluded from scoring")
+    p.add_argument("--data-range", type=float, default=1.0)
+    p.add_argument("--label", action="append", metavar="KEY=VALUE",
+                   help="labels stored with the scores (dataset, degradation, scene)")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("report", help="tables from score files")
+    p.add_argument("scores", nargs="*")
+    p.add_argument("--scores-from", help="a file listing score paths, one per line")
+    p.add_argument("-o", "--out", required=True, help="table folder")
+    p.set_defaults(func=cmd_report)
+    return ap
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except HmifError as err:
+        print(f"hmifbench {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,105 @@
+"""Tables from score records: per scene, and mean ± std per method × dataset × degradation.
+
+Outputs (in the table folder):
+
+* ``per_scene.csv`` — one row per (entry, dataset, degradation, scene): status, every metric,
+  fuse time, peak memory, parameter count, iterations, error.
+* ``summary.csv`` — one row per (entry, dataset, degradation, metric): mean, std (population,
+  ddof = 0, over the scenes that succeeded), n_ok, n_failed, profile.
+* ``summary.md`` — the same as readable tables, one per (dataset, degradation), with
+  "mean ± std" cells; a method whose runs all failed shows ``failed``; partial failures are
+  flagged with the count.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from hmifbench.io import atomic_path, read_json
+
+KEYS = ["entry", "dataset", "degradation"]
+
+
+def load_scores(paths) -> pd.DataFrame:
+    """One row per score file."""
+    rows = []
+    for p in paths:
+        rec = read_json(p)
+        timing = rec.get("timing") or {}
+        row = {k: rec.get(k) for k in ("entry", "method", "dataset", "degradation", "scene",
+                                       "setting", "status", "profile", "crop", "n_params",
+                                       "iterations", "error")}
+        row["fuse_s"] = timing.get("fuse_s")
+        row["peak_rss_mb"] = timing.get("peak_rss_mb")
+        # float() also reads the "inf"/"nan" strings that stand for non-finite JSON numbers
+        row.update({k: float(v) for k, v in (rec.get("scores") or {}).items()})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def metric_columns(df: pd.DataFrame) -> list[str]:
+    fixed = {"entry", "method", "dataset", "degradation", "scene", "setting", "status", "profile",
+             "crop", "n_params", "iterations", "error", "peak_rss_mb"}
+    return [c for c in df.columns if c not in fixed]
+
+
+def summarise(df: pd.DataFrame) -> pd.DataFrame:
+    """Long table: mean ± std of each metric per (entry, dataset, degradation)."""
+    rows = []
+    for key, group in df.groupby(KEYS, sort=True):
+        ok = group[group["status"] == "ok"]
+        for metric in metric_columns(df):
+            values = ok[metric].dropna().astype(float)
+            rows.append({**dict(zip(KEYS, key)), "metric": metric,
+                         "mean": values.mean() if len(values) else np.nan,
+                         "std": values.std(ddof=0) if len(values) else np.nan,
+                         "n_ok": len(ok), "n_failed": int((group["status"] != "ok").sum()),
+                         "profile": ",".join(sorted(set(group["profile"].dropna()))) or None})
+    return pd.DataFrame(rows)
+
+
+def _cell(mean, std, n_ok, n_failed):
+    if n_ok == 0:
+        return "failed"
+    text = f"{mean:.4g} ± {std:.2g}"
+    return text + (f" ({n_failed} failed)" if n_failed else "")
+
+
+def markdown(summary: pd.DataFrame) -> str:
+    lines = ["# hmifbench summary", "",
+             "Mean ± std (population) over scenes; metric profile: "
+             f"{', '.join(sorted(set(summary['profile'].dropna()))) or 'n/a'}. "
+             "Time in seconds (fuse only), psnr in dB, sam in degrees.", ""]
+    for (dataset, degradation), part in summary.groupby(["dataset", "degradation"], sort=True):
+        lines += [f"## {dataset} — {degradation}", ""]
+        table = part.pivot_table(index="entry", columns="metric", aggfunc="first",
+                                 values=["mean", "std", "n_ok", "n_failed"])
+        metrics = list(dict.fromkeys(part["metric"]))
+        header = "| method | " + " | ".join(metrics) + " |"
+        lines += [header, "|" + "---|" * (len(metrics) + 1)]
+        for entry in table.index:
+            cells = [_cell(table.loc[entry, ("mean", m)], table.loc[entry, ("std", m)],
+                           int(table.loc[entry, ("n_ok", m)]), int(table.loc[entry, ("n_failed", m)]))
+                     for m in metrics]
+            lines.append(f"| {entry} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def write_tables(score_paths, out_dir) -> dict[str, Path]:
+    """Write per_scene.csv, summary.csv and summary.md into ``out_dir`` (atomically)."""
+    out = Path(out_dir)
+    df = load_scores(score_paths).sort_values(KEYS + ["scene"], kind="stable")
+    summary = summarise(df)
+    paths = {"per_scene": out / "per_scene.csv", "summary": out / "summary.csv",
+             "markdown": out / "summary.md"}
+    with atomic_path(paths["per_scene"]) as tmp:
+        df.to_csv(tmp, index=False)
+    with atomic_path(paths["summary"]) as tmp:
+        summary.to_csv(tmp, index=False)
+    with atomic_path(paths["markdown"]) as tmp:
+        tmp.write_text(markdown(summary))
+    return paths

@@ -1,0 +1,189 @@
+"""The pipeline stages as functions: prepare, simulate, train, fuse, evaluate.
+
+Each CLI command (``hmifbench prepare|simulate|train|fuse|evaluate``) is a thin wrapper around
+one function here, and each Snakemake rule is one CLI call, so every step can be rerun and
+debugged by hand on the files the workflow wrote.
+
+On-disk layout of a simulated pair (a folder): ``lr_hsi.hdr/.img``, ``hr_msi.hdr/.img`` and
+``truth.json`` (protocol, seed, PSF, SRF, scale, decimation offset, border, noise).
+A fuse output folder holds ``hr_hsi.hdr/.img`` and ``run.json`` (status, timing, provenance).
+"""
+
+from __future__ import annotations
+
+import traceback
+from pathlib import Path
+
+import numpy as np
+
+from hmifbench.cube import Cube
+from hmifbench.errors import InputError
+from hmifbench.io import read_cube, read_json, write_cube, write_json
+from hmifbench.provenance import measure, provenance
+
+
+def prepare(dataset: str, scene: str, out, root=None, **options) -> Path:
+    """Load one ground-truth scene of ``dataset`` and write it as an ENVI cube at ``out``."""
+    from hmifbench.datasets import get_dataset
+
+    ds = get_dataset(dataset)
+    folder = Path(root) / dataset if root is not None else None
+    cube = ds.load(scene, root=folder, **options)
+    return write_cube(out, cube, metadata={"description": f"hmifbench scene {dataset}/{scene}"})
+
+
+def simulate(scene_path, protocol: str, out_dir, seed: int = 0, scene_id: str | None = None) -> Path:
+    """Degrade a ground-truth cube under ``protocol``; write the pair folder ``out_dir``.
+
+    The noise seed is derived from ``seed``, the protocol name and ``scene_id`` (default: the
+    scene file's stem), so every (scene, degradation) draws its own, reproducible noise.
+    """
+    from hmifbench.datasets.protocols import degrade, get_protocol, pair_seed
+
+    cube = read_cube(scene_path)
+    scene_id = scene_id or Path(scene_path).stem
+    p = get_protocol(protocol)
+    pair = degrade(cube, p, seed=pair_seed(seed, p.name, scene_id))
+    out = Path(out_dir)
+    write_cube(out / "lr_hsi.hdr", pair.lr_hsi)
+    write_cube(out / "hr_msi.hdr", pair.hr_msi)
+    pair.truth["scene"] = scene_id
+    write_json(out / "truth.json", pair.truth)  # written last: its presence marks a whole pair
+    return out / "truth.json"
+
+
+def load_problem(pair_dir, setting: str = "known"):
+    """A :class:`~hmifbench.methods.FusionProblem` from a pair folder.
+
+    ``setting="known"`` passes the true PSF and SRF; ``"blind"`` withholds both.
+    """
+    from hmifbench.methods import FusionProblem
+
+    if setting not in ("known", "blind"):
+        raise InputError(f"setting must be 'known' or 'blind', got {setting!r}")
+    pair_dir = Path(pair_dir)
+    truth = read_json(pair_dir / "truth.json")
+    lr, msi = read_cube(pair_dir / "lr_hsi.hdr"), read_cube(pair_dir / "hr_msi.hdr")
+    known = setting == "known"
+    try:
+        return FusionProblem(lr, msi, truth["scale"], wavelengths=lr.wavelengths,
+                             psf=truth["psf"] if known else None, srf=truth["srf"] if known else None,
+                             offset=truth.get("offset"), border=truth.get("border", "reflect101"))
+    except InputError as err:
+        raise InputError(f"{pair_dir}: {err}") from None
+
+
+def _method(name, params, plugins=()):
+    from hmifbench import registry
+
+    for p in plugins:
+        registry.add_plugin_path(p)
+    return registry.get(name, **(params or {}))
+
+
+def train(method: str, pair_dirs, out_dir, params=None, setting="known", seed=0,
+          device="auto", allow_cpu_fallback=False, plugins=(), entry=None) -> Path:
+    """Fit a dataset-trained method on the pairs of a train split; writes ``state.json``."""
+    from hmifbench.device import resolve_device
+
+    m = _method(method, params, plugins)
+    dev = resolve_device(device, m.resources.gpu > 0, allow_cpu_fallback)
+    problems = [load_problem(d, setting) for d in pair_dirs]
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    with measure(dev) as cost:
+        state = m.fit(problems, seed=seed, device=dev, workdir=out)
+    record = {"entry": entry or method, "method": method, "params": params or {},
+              "setting": setting, "state": state, "n_pairs": len(problems),
+              "timing": {"train_s": cost["wall_s"], "peak_rss_mb": cost["peak_rss_mb"],
+                         "peak_gpu_mb": cost["peak_gpu_mb"]},
+              "provenance": provenance(seed=seed, device=dev)}
+    return write_json(out / "state.json", record)
+
+
+def fuse(method: str, pair_dir, out_dir, params=None, setting="known", seed=0, device="auto",
+         allow_cpu_fallback=False, state_dir=None, plugins=(), entry=None,
+         on_error: str = "raise", config_hash: str | None = None) -> dict:
+    """Run one method on one pair; write ``hr_hsi.hdr`` and ``run.json`` into ``out_dir``.
+
+    With ``on_error="record"`` a failure is written to ``run.json`` with ``status: failed``
+    and the error, and no exception escapes: the tables then show the run as failed instead of
+    the workflow stopping. With ``"raise"`` (the default by hand) the record is written too and
+    the exception is re-raised.
+    """
+    out = Path(out_dir)
+    record = {"entry": entry or method, "method": method, "params": params or {},
+              "setting": setting, "pair": str(pair_dir), "status": "failed", "error": None}
+    dev = None
+    try:
+        from hmifbench.device import resolve_device
+
+        m = _method(method, params, plugins)
+        dev = resolve_device(device, m.resources.gpu > 0, allow_cpu_fallback)
+        problem = load_problem(pair_dir, setting)
+        m.check_problem(problem)
+        state = read_json(Path(state_dir) / "state.json")["state"] if state_dir else None
+        with measure(dev) as cost:
+            result = m.fuse(problem, state=state, seed=seed, device=dev)
+        expected = problem.hr_msi.shape[:2] + (problem.bands,)
+        if result.hr_hsi.shape != expected:
+            raise InputError(f"method {method!r} returned shape {result.hr_hsi.shape}, expected {expected}")
+        if not np.isfinite(result.hr_hsi).all():
+            raise InputError(f"method {method!r} returned NaN or infinite values")
+        write_cube(out / "hr_hsi.hdr", Cube(result.hr_hsi, problem.wavelengths))
+        record.update(
+            status="ok", n_params=int(result.n_params), iterations=result.iterations,
+            psf=None if result.psf is None else np.asarray(result.psf).tolist(),
+            srf=None if result.srf is None else np.asarray(result.srf).tolist(),
+            extras=result.extras, output="hr_hsi.hdr",
+            timing={"fuse_s": cost["wall_s"], "peak_rss_mb": cost["peak_rss_mb"],
+                    "peak_gpu_mb": cost["peak_gpu_mb"]})
+    except Exception as err:
+        record["error"] = f"{type(err).__name__}: {err}"
+        record["traceback"] = traceback.format_exc()
+        if on_error != "record":
+            write_json(out / "run.json", {**record, "provenance": provenance(seed=seed, device=dev)})
+            raise
+    record["provenance"] = provenance(seed=seed, device=dev)
+    record["provenance"]["config_hash"] = config_hash
+    write_json(out / "run.json", record)
+    return record
+
+
+def evaluate(run_json, reference, pair_dir, out, profile="canonical", crop: int = 0,
+             data_range: float = 1.0, labels: dict | None = None) -> dict:
+    """Score one fuse output against the ground truth; writes the score JSON ``out``.
+
+    A failed run gives a score record with ``status: failed`` and its error, so the tables
+    can show it. Blind methods that returned a PSF/SRF get them scored against the truth.
+    """
+    from hmifbench import metrics
+
+    run = read_json(run_json)
+    truth = read_json(Path(pair_dir) / "truth.json")
+    record = {**(labels or {}), "entry": run.get("entry"), "method": run.get("method"),
+              "setting": run.get("setting"), "status": run.get("status"), "error": run.get("error"),
+              "profile": profile, "crop": crop, "data_range": data_range, "scale": truth["scale"],
+              "scores": {}, "degradation_scores": {}, "timing": run.get("timing", {}),
+              "n_params": run.get("n_params"), "iterations": run.get("iterations")}
+    if run.get("status") == "ok":
+        ref = read_cube(reference)
+        est = read_cube(Path(run_json).parent / run["output"])
+        record["scores"] = metrics.evaluate(ref, est, truth["scale"], profile=profile, crop=crop,
+                                            data_range=data_range)
+        record["degradation_scores"] = _degradation_scores(run, truth)
+    record["provenance"] = provenance()
+    write_json(out, record)
+    return record
+
+
+def _degradation_scores(run: dict, truth: dict) -> dict:
+    """PSF/SRF estimation errors, for methods that estimated them."""
+    from hmifbench import metrics
+
+    scores = {}
+    if run.get("psf") is not None and hasattr(metrics, "psf_error"):
+        scores["psf"] = metrics.psf_error(np.asarray(run["psf"]), np.asarray(truth["psf"]))
+    if run.get("srf") is not None and hasattr(metrics, "srf_error"):
+        scores["srf"] = metrics.srf_error(np.asarray(run["srf"]), np.asarray(truth["srf"]))
+    return scores
