@@ -11,6 +11,7 @@ import json
 import math
 import os
 import tempfile
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -132,7 +133,9 @@ def read_cube(path) -> Cube:
         raise InputError(f"{hdr}: cube header not found")
     try:
         img = envi.open(str(hdr))
-        data = np.asarray(img.load(), dtype=np.float32)
+        with warnings.catch_warnings():  # spectral warns on NaN; we raise a clear error below
+            warnings.simplefilter("ignore")
+            data = np.asarray(img.load(), dtype=np.float32)
     except Exception as err:  # spectral raises a zoo of types for broken files
         raise InputError(f"{hdr}: cannot read ENVI cube ({err})") from None
     if data.ndim == 2:

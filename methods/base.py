@@ -227,6 +227,15 @@ class Method:
         return p
 
     @classmethod
+    def trains_on_dataset(cls, params) -> bool:
+        """Whether this configuration needs :meth:`fit` on a train split before fusing.
+
+        Defaults to ``training == "dataset"``; a method with several modes (e.g. MossFuse's
+        ``per-scene``) overrides it, so the workflow adds a train job only when one is needed.
+        """
+        return cls.training == "dataset"
+
+    @classmethod
     def validate_params(cls, params) -> None:
         """Check parameter values (ranges, combinations); raise InputError naming the parameter."""
 

@@ -1,0 +1,116 @@
+"""Loading and validating the workflow configuration.
+
+The JSON schema (``workflow/schemas/config.schema.yaml``) checks structure and fills in
+defaults; :func:`validate_config` then checks meaning: that every dataset, degradation protocol
+and method exists and that every method's parameters are valid. Errors name the offending key.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from hmifbench.errors import ConfigError, HmifError
+
+SCHEMA_PATH = Path(__file__).resolve().parent.parent / "workflow" / "schemas" / "config.schema.yaml"
+
+
+def _key(path) -> str:
+    return ".".join(str(p) for p in path) or "(top level)"
+
+
+def _schema_errors(config: dict, schema: dict) -> list[str]:
+    import jsonschema
+
+    validator_cls = jsonschema.validators.validator_for(schema)
+    errors = sorted(validator_cls(schema).iter_errors(config), key=lambda e: list(e.path))
+    out = []
+    for e in errors:
+        if e.validator == "additionalProperties":
+            extra = sorted(set(e.instance) - set(e.schema.get("properties", {})))
+            out.append(f"config key {_key(list(e.path) + extra[:1])}: unknown key "
+                       f"(allowed: {', '.join(sorted(e.schema.get('properties', {})))})")
+        else:
+            out.append(f"config key {_key(e.path)}: {e.message}")
+    return out
+
+
+def _fill_defaults(config: dict, schema: dict) -> None:
+    """Insert schema defaults (recursively, including per-entry defaults of maps)."""
+    for key, sub in schema.get("properties", {}).items():
+        if key not in config and "default" in sub:
+            config[key] = yaml.safe_load(yaml.safe_dump(sub["default"]))
+        if isinstance(config.get(key), dict):
+            _fill_defaults(config[key], sub)
+    extra = schema.get("additionalProperties")
+    if isinstance(extra, dict):
+        for key, value in config.items():
+            if key in schema.get("properties", {}):
+                continue
+            if value is None and "object" in (extra.get("type") or []):
+                config[key] = value = {}
+            if isinstance(value, dict):
+                _fill_defaults(value, extra)
+
+
+def validate_config(config: dict, schema_path=SCHEMA_PATH) -> dict:
+    """Validate ``config`` in place, fill defaults, resolve method entries; return it.
+
+    Raises
+    ------
+    ConfigError
+        Naming every bad key at once.
+    """
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    errors = _schema_errors(config, schema)
+    if errors:
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(errors))
+    _fill_defaults(config, schema)
+    errors = _semantic_errors(config)
+    if errors:
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(errors))
+    return config
+
+
+def _semantic_errors(config: dict) -> list[str]:
+    from hmifbench import registry
+    from hmifbench.datasets import PROTOCOLS, get_dataset
+
+    errors = []
+    for name, ds in config["datasets"].items():
+        try:
+            dataset = get_dataset(name)
+            if "scenes" not in ds:
+                dataset.scenes(ds.get("split", "test"))
+        except HmifError as err:
+            errors.append(f"config key datasets.{name}: {err}")
+    for name in config["degradations"]:
+        if name not in PROTOCOLS:
+            errors.append(f"config key degradations: unknown protocol {name!r} "
+                          f"(known: {', '.join(sorted(PROTOCOLS))})")
+    for path in config["plugins"]:
+        try:
+            registry.add_plugin_path(path)
+        except HmifError as err:
+            errors.append(f"config key plugins: {err}")
+    for entry, spec in config["methods"].items():
+        spec.setdefault("method", entry)
+        try:
+            registry.get_class(spec["method"]).make_params(**spec.get("params", {}))
+        except HmifError as err:
+            errors.append(f"config key methods.{entry}: {err}")
+    return errors
+
+
+def load_config(path) -> dict:
+    """Read a YAML config file and validate it."""
+    path = Path(path)
+    try:
+        config = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as err:
+        raise ConfigError(f"{path}: cannot read the configuration ({err})") from None
+    try:
+        return validate_config(config)
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}") from None

@@ -1,0 +1,86 @@
+# Shared helpers: config validation, the job lists, and method metadata.
+# Method metadata is read from the registry, which imports only light method modules
+# (no torch), so building the DAG stays fast.
+import json
+import shlex
+
+from hmifbench import registry
+from hmifbench.config import validate_config
+from hmifbench.datasets import get_dataset
+from hmifbench.provenance import config_hash
+
+validate_config(config)
+
+CONFIG_HASH = config_hash(config)
+DATA_ROOT = config["data_root"]
+
+
+wildcard_constraints:
+    dataset=r"[A-Za-z0-9_]+",
+    degradation=r"[A-Za-z0-9_.-]+",
+    scene=r"[A-Za-z0-9_.-]+",
+
+
+def test_scenes(dataset):
+    spec = config["datasets"][dataset]
+    return spec.get("scenes") or get_dataset(dataset).scenes(spec.get("split", "test"))
+
+
+def train_scenes(dataset):
+    spec = config["datasets"][dataset]
+    return spec.get("train_scenes") or get_dataset(dataset).scenes(spec["train_split"])
+
+
+def dataset_options(dataset):
+    options = config["datasets"][dataset]["options"]
+    return " ".join(shlex.quote(f"--option={k}={json.dumps(v)}") for k, v in options.items())
+
+
+def download_input(wildcards):
+    if get_dataset(wildcards.dataset).downloadable:
+        return f"{DATA_ROOT}/{wildcards.dataset}/manifest.json"
+    return []
+
+
+class Entry:
+    """One configured method entry: a registered method with parameter overrides."""
+
+    def __init__(self, name, spec):
+        self.name = name
+        self.method = spec["method"]
+        self.params = spec.get("params", {})
+        self.cls = registry.get_class(self.method)
+        self.setting = spec.get("setting", config["setting"])
+        self.rule = name.replace("-", "_")
+        self.trains = self.cls.trains_on_dataset(self.cls.make_params(**self.params))
+        res = self.cls.resources
+        over = spec.get("resources", {})
+        self.gpu = over.get("gpu", res.gpu)
+        self.mem_mb = over.get("mem_mb", res.mem_mb)
+        self.runtime = over.get("runtime", res.runtime_min)
+        self.threads = over.get("threads", res.threads)
+
+    def cli_args(self):
+        args = [f"--entry={self.name}", f"--setting={self.setting}", f"--seed={config['seed']}",
+                f"--params={json.dumps(self.params, sort_keys=True)}"]
+        args += [f"--plugins={p}" for p in config["plugins"]]
+        if config["allow_cpu_fallback"]:
+            args.append("--allow-cpu-fallback")
+        return " ".join(shlex.quote(a) for a in args)
+
+    def mem(self, wildcards, attempt):
+        # A retried job (cluster OOM kill) gets more memory each attempt.
+        return self.mem_mb * attempt
+
+
+ENTRIES = {name: Entry(name, spec) for name, spec in config["methods"].items()}
+
+
+def score_files():
+    return [
+        f"results/scores/{entry}/{dataset}/{degradation}/{scene}.json"
+        for entry in ENTRIES
+        for dataset in config["datasets"]
+        for degradation in config["degradations"]
+        for scene in test_scenes(dataset)
+    ]

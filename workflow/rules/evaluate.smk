@@ -1,0 +1,29 @@
+# Scores of every fuse output, with the metric profile recorded in each file.
+
+
+rule evaluate:
+    input:
+        run="results/fused/{entry}/{dataset}/{degradation}/{scene}/run.json",
+        reference="results/scenes/{dataset}/{scene}.hdr",
+        truth="results/pairs/{dataset}/{degradation}/{scene}/truth.json",
+    output:
+        "results/scores/{entry}/{dataset}/{degradation}/{scene}.json",
+    log:
+        "results/logs/evaluate/{entry}/{dataset}/{degradation}/{scene}.log",
+    conda:
+        "../envs/hmifbench.yaml"
+    group:
+        "fuse_evaluate"
+    params:
+        profile=config["metrics"]["profile"],
+        crop=config["metrics"]["crop"],
+        data_range=config["metrics"]["data_range"],
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    shell:
+        "hmifbench evaluate {input.run} --reference {input.reference} "
+        "--pair $(dirname {input.truth}) -o {output} --profile {params.profile} "
+        "--crop {params.crop} --data-range {params.data_range} "
+        "--label dataset={wildcards.dataset} --label degradation={wildcards.degradation} "
+        "--label scene={wildcards.scene} > {log} 2>&1"
