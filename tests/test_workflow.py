@@ -1,0 +1,100 @@
+"""The Snakemake workflow end to end on a tiny config, in a temporary folder."""
+
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.integration
+
+FAILING_PLUGIN = textwrap.dedent('''
+    from hmifbench.methods import Method
+
+    class AlwaysFails(Method):
+        """A method that raises, to check that failures reach the tables."""
+        name = "always_fails"
+        blind = True
+        citation = "test"
+
+        def fuse(self, problem, *, state=None, seed=0, device="auto", progress=None):
+            raise RuntimeError("deliberate failure")
+''')
+
+CONFIG = textwrap.dedent('''
+    seed: 0
+    plugins: [plugins]
+    datasets:
+      synthetic:
+        scenes: [scene01, scene02]
+        options: {size: 32}
+    degradations: [gauss-fwhm-x4]
+    methods:
+      upsample: {}
+      gsa: {}
+      gsa-ridge:
+        method: gsa
+        params: {ridge: 0.001}
+      always_fails: {}
+''')
+
+
+def snakemake(workdir, *args, timeout=300):
+    exe = Path(sys.executable).with_name("snakemake")
+    cmd = [str(exe), "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
+           "--configfile", str(workdir / "config.yaml"), *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    work = tmp_path_factory.mktemp("wf")
+    (work / "plugins").mkdir()
+    (work / "plugins" / "always_fails.py").write_text(FAILING_PLUGIN)
+    (work / "config.yaml").write_text(CONFIG)
+    result = snakemake(work, "--cores", "2")
+    assert result.returncode == 0, result.stderr[-3000:]
+    return work
+
+
+def test_tables_written_and_gsa_beats_upsample(finished_run):
+    summary = pd.read_csv(finished_run / "results" / "tables" / "summary.csv")
+    mean = summary.set_index(["entry", "metric"])["mean"]
+    assert mean["gsa", "psnr"] > mean["upsample", "psnr"] + 3
+    assert mean["gsa", "sam"] < mean["upsample", "sam"]
+    assert mean["gsa", "ergas"] < mean["upsample", "ergas"]
+    assert set(summary["entry"]) == {"upsample", "gsa", "gsa-ridge", "always_fails"}
+    assert set(summary["profile"].dropna()) == {"canonical"}
+
+
+def test_failed_method_shows_as_failed(finished_run):
+    per_scene = pd.read_csv(finished_run / "results" / "tables" / "per_scene.csv")
+    failed = per_scene[per_scene["entry"] == "always_fails"]
+    assert len(failed) == 2 and (failed["status"] == "failed").all()
+    assert failed["error"].str.contains("deliberate failure").all()
+    md = (finished_run / "results" / "tables" / "summary.md").read_text()
+    assert "| always_fails | failed |" in md
+
+
+def test_rerun_has_nothing_to_do(finished_run):
+    result = snakemake(finished_run, "-n", "--cores", "1")
+    assert result.returncode == 0
+    assert "Nothing to be done" in result.stdout + result.stderr
+
+
+def test_bad_config_names_the_key(tmp_path):
+    (tmp_path / "config.yaml").write_text(CONFIG.replace("seed: 0", "sed: 0").replace("plugins: [plugins]", ""))
+    result = snakemake(tmp_path, "-n")
+    assert result.returncode != 0
+    assert "config key sed: unknown key" in result.stderr + result.stdout
+
+
+def test_lint_is_clean(tmp_path):
+    shutil.copy(REPO / "config" / "config.yaml", tmp_path / "config.yaml")
+    result = snakemake(tmp_path, "--lint")
+    assert result.returncode == 0, result.stdout + result.stderr
