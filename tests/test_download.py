@@ -1,0 +1,368 @@
+"""The downloader against a loopback HTTP server: resume, mirrors, gates, hostile archives.
+
+Everything is offline: every URL is redirected to 127.0.0.1 through ``base_url`` or a test
+registry, and the fixtures are made here in the real formats.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import zipfile
+
+import numpy as np
+import pytest
+
+from hmifbench.datasets import download as dl
+from hmifbench.errors import HmifError
+from tests.fixtures.formats import (make_cave_zip, make_houston_zip, make_ntire_mat, tar_with_member,
+                                    tar_with_symlink, zip_with_member, zip_with_symlink)
+from tests.fixtures.http_server import FileServer
+
+# rasterio's own calls of affine's deprecated `*`
+pytestmark = pytest.mark.filterwarnings("ignore::PendingDeprecationWarning")
+
+FAST = {"progress": False, "timeout": 5.0, "retries": 2, "backoff": 0.0}
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def cave_zip(tmp_path_factory):
+    path = tmp_path_factory.mktemp("fx") / "complete_ms_data.zip"
+    expected = make_cave_zip(path, scenes=("balloons",), size=8, quirk_scene=None)
+    return path.read_bytes(), expected
+
+
+@pytest.fixture
+def server():
+    with FileServer() as srv:
+        yield srv
+
+
+@pytest.fixture
+def test_registry(monkeypatch):
+    """Add datasets to the registry for one test: ``add(name, files=[FileSpec...], gate=...)``."""
+    specs = dict(dl.registry())
+
+    def add(name, files, **fields):
+        specs[name] = dl.DatasetSpec(name=name, title=f"test {name}", files=tuple(files), **fields)
+        return specs[name]
+
+    monkeypatch.setattr(dl, "registry", lambda: specs)
+    return add
+
+
+def assert_clean(d, archive_name="complete_ms_data.zip"):
+    """After a failure: no manifest, no extraction (final or temporary), no file under its final name."""
+    assert not (d / "manifest.json").exists()
+    assert not (d / dl._archive_stem(archive_name)).exists()
+    assert not list(d.glob(".*extracting"))
+    assert not (d / "downloads" / archive_name).exists()
+
+
+# --------------------------------------------------------------------------- plain download
+
+def test_fresh_download_extracts_pins_and_writes_manifest(tmp_path, server, cave_zip):
+    data, _ = cave_zip
+    server.add("/m/complete_ms_data.zip", data)
+    manifest = dl.download("cave", tmp_path, base_url=server.url("/m"), **FAST)
+    d = tmp_path / "cave"
+    assert manifest == d / "manifest.json"
+    m = json.loads(manifest.read_text())
+    paths = {f["path"]: f for f in m["files"]}
+    png = "complete_ms_data/complete_ms_data/balloons_ms/balloons_ms/balloons_ms_07.png"
+    assert png in paths
+    assert paths[png]["sha256"] == dl.sha256_of(d / png)
+    assert paths["downloads/complete_ms_data.zip"]["sha256"] == sha(data)
+    # The registry publishes no checksum for CAVE: the first download is pinned.
+    pins = json.loads((d / "pinned.json").read_text())["files"]
+    assert pins["complete_ms_data.zip"]["sha256"] == sha(data)
+    assert m["archives"][0]["checksum_source"] == "pinned now"
+    # A second call finds the manifest intact and does nothing.
+    n = len(server.requests)
+    assert dl.download("cave", tmp_path, base_url=server.url("/m"), **FAST) == manifest
+    assert len(server.requests) == n
+
+
+def test_base_url_from_environment(tmp_path, server, cave_zip, monkeypatch):
+    server.add("/env/complete_ms_data.zip", cave_zip[0])
+    monkeypatch.setenv(dl.BASE_URL_ENV, server.url("/env"))
+    assert dl.urls_for(dl.get_spec("cave").files[0]) == [server.url("/env/complete_ms_data.zip")]
+    assert dl.download("cave", tmp_path, **FAST).exists()
+
+
+def test_pinned_checksum_is_enforced_on_a_later_download(tmp_path, server, cave_zip):
+    data, _ = cave_zip
+    d = tmp_path / "cave"
+    d.mkdir()
+    (d / "pinned.json").write_text(json.dumps({"files": {"complete_ms_data.zip": {"sha256": "0" * 64}}}))
+    server.add("/m/complete_ms_data.zip", data)
+    with pytest.raises(dl.DownloadError, match="does not match"):
+        dl.download("cave", tmp_path, base_url=server.url("/m"), **FAST)
+    assert_clean(d)
+    assert (d / "downloads" / "complete_ms_data.zip.sha256-mismatch").exists()
+
+
+# --------------------------------------------------------------------------- resume
+
+def test_cut_half_way_is_resumed_with_range(tmp_path, server, cave_zip):
+    data, _ = cave_zip
+    server.add("/m/complete_ms_data.zip", data)
+    server.script("/m/complete_ms_data.zip", ["cut:0.5"])
+    dl.download("cave", tmp_path, base_url=server.url("/m"), **FAST)
+    gets = server.gets("/m/complete_ms_data.zip")
+    assert gets[0][1] is None
+    assert gets[1][1] == f"bytes={len(data) // 2}-"
+    assert gets[1][2] == '"v1"'                           # If-Range with the ETag seen first
+    assert dl.sha256_of(tmp_path / "cave/downloads/complete_ms_data.zip") == sha(data)
+
+
+def test_interrupted_download_leaves_only_a_part_file_and_resumes_next_time(tmp_path, server, cave_zip):
+    data, _ = cave_zip
+    path = "/m/complete_ms_data.zip"
+    server.add(path, data)
+    server.script(path, ["cut:0.3", "cut:0.5", "cut:0.5"])  # every attempt of the first call dies
+    d = tmp_path / "cave"
+    with pytest.raises(dl.DownloadError, match="bytes kept"):
+        dl.download("cave", tmp_path, base_url=server.url("/m"), **FAST)
+    assert_clean(d)
+    part = d / "downloads" / "complete_ms_data.zip.part"
+    kept = part.stat().st_size
+    assert 0 < kept < len(data)
+    assert part.read_bytes() == data[:kept]
+    dl.download("cave", tmp_path, base_url=server.url("/m"), **FAST)
+    assert server.gets(path)[-1][1] == f"bytes={kept}-"
+    assert not part.exists()
+    assert dl.sha256_of(d / "downloads/complete_ms_data.zip") == sha(data)
+
+
+def test_server_ignoring_range_restarts_from_zero(tmp_path, cave_zip):
+    data, _ = cave_zip
+    with FileServer(ignore_range=True) as server:
+        path = "/m/complete_ms_data.zip"
+        server.add(path, data)
+        server.script(path, ["cut:0.5"])
+        dl.download("cave", tmp_path, base_url=server.url("/m"), **FAST)
+        assert server.gets(path)[1][1] is not None        # asked for a range, got the whole file
+    assert dl.sha256_of(tmp_path / "cave/downloads/complete_ms_data.zip") == sha(data)
+    assert (tmp_path / "cave/manifest.json").exists()
+
+
+# --------------------------------------------------------------------------- mirrors, HTML, hashes
+
+def test_404_on_first_mirror_falls_back_to_the_next(tmp_path, server, test_registry):
+    body = b"PK\x03\x04" + b"not really a zip"
+    server.add("/b/file.bin", body)
+    test_registry("t", [dl.FileSpec("file.bin", urls=(server.url("/a/file.bin"), server.url("/b/file.bin")),
+                                    sha256=sha(body))])
+    dl.download("t", tmp_path, **FAST)
+    assert [r[0] for r in server.requests] == ["/a/file.bin", "/b/file.bin"]
+    m = json.loads((tmp_path / "t/manifest.json").read_text())
+    assert m["archives"][0]["url"].endswith("/b/file.bin")
+    assert m["archives"][0]["checksum_source"] == "registry"
+
+
+@pytest.mark.parametrize("action", ["html", "html-octet"])
+def test_html_login_page_is_refused(tmp_path, server, cave_zip, action):
+    server.add("/m/complete_ms_data.zip", cave_zip[0])
+    server.script("/m/complete_ms_data.zip", [action])
+    with pytest.raises(dl.DownloadError, match="HTML page"):
+        dl.download("cave", tmp_path, base_url=server.url("/m"), **FAST)
+    d = tmp_path / "cave"
+    assert_clean(d)
+    assert not list((d / "downloads").glob("*.part"))
+    assert not (d / "pinned.json").exists()
+
+
+def test_wrong_magic_bytes_are_refused(tmp_path, server):
+    server.add("/m/complete_ms_data.zip", b"GIF89a" + bytes(100))
+    with pytest.raises(dl.DownloadError, match="first bytes"):
+        dl.download("cave", tmp_path, base_url=server.url("/m"), **FAST)
+    assert_clean(tmp_path / "cave")
+
+
+def test_hash_mismatch_is_quarantined_then_next_mirror_used(tmp_path, server, cave_zip, test_registry):
+    data, _ = cave_zip
+    server.add("/a/complete_ms_data.zip", data)
+    server.add("/b/complete_ms_data.zip", data)
+    server.script("/a/complete_ms_data.zip", ["garbage"])
+    spec = dl.FileSpec("complete_ms_data.zip", urls=(server.url("/a/complete_ms_data.zip"),),
+                       sha256=sha(data), archive="zip")
+    test_registry("t", [spec])
+    with pytest.raises(dl.DownloadError, match="sha256"):
+        dl.download("t", tmp_path, **FAST)
+    d = tmp_path / "t"
+    assert_clean(d)
+    assert (d / "downloads/complete_ms_data.zip.sha256-mismatch").exists()
+    server.script("/a/complete_ms_data.zip", ["garbage"])
+    test_registry("t", [dataclasses.replace(spec, urls=(server.url("/a/complete_ms_data.zip"),
+                                                        server.url("/b/complete_ms_data.zip")))])
+    dl.download("t", tmp_path, **FAST)
+    assert (d / "manifest.json").exists()
+    assert not (d / "pinned.json").exists()                # the registry's checksum, nothing to pin
+
+
+def test_size_mismatch_is_refused(tmp_path, server, test_registry):
+    server.add("/m/f.zip", b"PK\x03\x04" + bytes(10))
+    test_registry("t", [dl.FileSpec("f.zip", urls=(server.url("/m/f.zip"),), size=999)])
+    with pytest.raises(dl.DownloadError, match="999"):
+        dl.download("t", tmp_path, **FAST)
+    assert not (tmp_path / "t/manifest.json").exists()
+
+
+# --------------------------------------------------------------------------- gates
+
+def test_manual_gate_message_then_verify_placed_files(tmp_path):
+    with pytest.raises(dl.ManualDownloadRequired) as err:
+        dl.download("ntire2018", tmp_path, **FAST)
+    msg = str(err.value)
+    assert isinstance(err.value, HmifError)
+    assert str(tmp_path / "ntire2018" / "downloads") in msg
+    assert "NTIRE2018_Train1_Spectral.zip" in msg
+    assert "hmifbench download ntire2018" in msg and "--verify" in msg
+    assert not (tmp_path / "ntire2018" / "manifest.json").exists()
+    # The user places extracted v7.3 files instead of the archives; --verify accepts them.
+    placed = tmp_path / "ntire2018" / "NTIRE2018_Validate_Spectral"
+    placed.mkdir(parents=True)
+    make_ntire_mat(placed / "BGU_HS_00001.mat", rows=8, cols=6)
+    manifest = dl.cli_download("ntire2018", tmp_path, verify_only=True)
+    files = [f["path"] for f in json.loads(manifest.read_text())["files"]]
+    assert files == ["NTIRE2018_Validate_Spectral/BGU_HS_00001.mat"]
+    assert dl.verify("ntire2018", tmp_path) == manifest   # re-hash: still fine
+
+
+def test_manual_gate_with_nothing_to_place_lists_instructions(tmp_path):
+    with pytest.raises(dl.ManualDownloadRequired, match="NAME_MS.tif"):
+        dl.download("wv2", tmp_path, **FAST)
+
+
+def test_terms_gate_without_and_with_acceptance(tmp_path, server, test_registry):
+    zpath = tmp_path / "phase2.zip"
+    make_houston_zip(zpath, rows=4, cols=6, scale=2)
+    data = zpath.read_bytes()
+    server.add("/dfc/phase2.zip", data)
+    real = dl.get_spec("ncalm")
+    with zipfile.ZipFile(zpath) as zf:
+        member = next(n for n in zf.namelist() if n.endswith(".pix"))
+        inner = {member: sha(zf.read(member))}
+    test_registry("ncalm", [dataclasses.replace(real.files[0], urls=(server.url("/dfc/phase2.zip"),),
+                                                sha256=sha(data), inner_sha256=inner)],
+                  gate="terms", terms_url=real.terms_url, licence=real.licence,
+                  instructions=real.instructions, placed_glob=real.placed_glob)
+    root = tmp_path / "root"
+    with pytest.raises(dl.TermsNotAccepted) as err:
+        dl.download("ncalm", root, **FAST)
+    assert isinstance(err.value, dl.ManualDownloadRequired)
+    assert "--accept-terms ncalm" in str(err.value)
+    assert server.requests == []                          # nothing fetched before acceptance
+    assert not (root / "ncalm" / "manifest.json").exists()
+    manifest = dl.download("ncalm", root, accept_terms=["ncalm"], **FAST)
+    assert any(f["path"].endswith(".pix") for f in json.loads(manifest.read_text())["files"])
+
+
+def test_inner_checksum_mismatch_removes_the_extraction(tmp_path, server, test_registry):
+    zpath = tmp_path / "a.zip"
+    zip_with_member(zpath, "ok/data.txt", b"payload")
+    data = zpath.read_bytes()
+    server.add("/m/a.zip", data)
+    test_registry("t", [dl.FileSpec("a.zip", urls=(server.url("/m/a.zip"),), sha256=sha(data), archive="zip",
+                                    inner_sha256={"ok/data.txt": "1" * 64})])
+    with pytest.raises(dl.DownloadError, match="published sha256"):
+        dl.download("t", tmp_path / "r", **FAST)
+    assert not (tmp_path / "r/t/a").exists()
+    assert not (tmp_path / "r/t/manifest.json").exists()
+
+
+# --------------------------------------------------------------------------- hostile archives
+
+@pytest.mark.parametrize("maker, member, kind", [
+    (zip_with_member, "../evil.txt", "zip"),
+    (zip_with_member, "/tmp/hmifbench-evil.txt", "zip"),
+    (zip_with_member, "ok/../../evil.txt", "zip"),
+    (tar_with_member, "../evil.txt", "tar"),
+    (tar_with_member, "/tmp/hmifbench-evil.txt", "tar"),
+])
+def test_path_traversal_members_are_refused(tmp_path, server, test_registry, maker, member, kind):
+    name = f"bad.{'zip' if kind == 'zip' else 'tgz'}"
+    src = tmp_path / name
+    maker(src, member)
+    server.add(f"/m/{name}", src.read_bytes())
+    test_registry("t", [dl.FileSpec(name, urls=(server.url(f"/m/{name}"),), archive=kind)])
+    root = tmp_path / "root"
+    with pytest.raises(dl.DownloadError, match="unsafe"):
+        dl.download("t", root, **FAST)
+    assert_clean(root / "t", name)
+    assert not (root / "evil.txt").exists() and not (root / "t" / "evil.txt").exists()
+    assert (root / "t" / "downloads" / f"{name}.unsafe").exists()
+    assert not (root / "t" / "pinned.json").exists()
+
+
+@pytest.mark.parametrize("maker, kind", [(zip_with_symlink, "zip"), (tar_with_symlink, "tar")])
+@pytest.mark.parametrize("target", ["../../outside", "/etc/passwd"])
+def test_escaping_symlinks_are_refused(tmp_path, server, test_registry, maker, kind, target):
+    name = f"link.{'zip' if kind == 'zip' else 'tgz'}"
+    src = tmp_path / name
+    maker(src, "ok/link", target)
+    server.add(f"/m/{name}", src.read_bytes())
+    test_registry("t", [dl.FileSpec(name, urls=(server.url(f"/m/{name}"),), archive=kind)])
+    root = tmp_path / "root"
+    with pytest.raises(dl.DownloadError, match="leaves the target"):
+        dl.download("t", root, **FAST)
+    assert_clean(root / "t", name)
+
+
+def test_symlink_inside_the_target_is_allowed(tmp_path, server, test_registry):
+    src = tmp_path / "in.tgz"
+    tar_with_symlink(src, "ok/link", "readme.txt")
+    server.add("/m/in.tgz", src.read_bytes())
+    test_registry("t", [dl.FileSpec("in.tgz", urls=(server.url("/m/in.tgz"),), archive="tar")])
+    dl.download("t", tmp_path, **FAST)
+    assert (tmp_path / "t/in/ok/link").resolve().read_bytes() == b"fine"
+
+
+def test_corrupt_zip_is_refused(tmp_path, server, cave_zip, test_registry):
+    data = bytearray(cave_zip[0])
+    data[200:260] = bytes(60)                             # damage member data, keep the signature
+    server.add("/m/c.zip", bytes(data))
+    test_registry("t", [dl.FileSpec("c.zip", urls=(server.url("/m/c.zip"),), archive="zip")])
+    with pytest.raises(dl.DownloadError):
+        dl.download("t", tmp_path, **FAST)
+    assert_clean(tmp_path / "t", "c.zip")
+
+
+# --------------------------------------------------------------------------- verify
+
+def test_verify_detects_a_changed_file_and_drops_the_manifest(tmp_path, server, cave_zip):
+    server.add("/m/complete_ms_data.zip", cave_zip[0])
+    manifest = dl.download("cave", tmp_path, base_url=server.url("/m"), **FAST)
+    assert dl.verify("cave", tmp_path) == manifest
+    png = next((tmp_path / "cave").rglob("balloons_ms_03.png"))
+    raw = bytearray(png.read_bytes())
+    raw[-20] ^= 0xFF
+    png.write_bytes(bytes(raw))
+    with pytest.raises(dl.DownloadError, match="sha256 changed"):
+        dl.verify("cave", tmp_path)
+    assert not manifest.exists()
+
+
+def test_registry_records_are_well_formed():
+    reg = dl.registry()
+    assert {"cave", "harvard", "ntire2018", "ncalm", "wv2"} <= set(reg)
+    for name, spec in reg.items():
+        assert spec.gate in ("none", "terms", "manual")
+        assert spec.licence, name
+        for f in spec.files:
+            assert f.sha256 is None or len(f.sha256) == 64
+            if spec.gate != "manual":
+                assert f.urls and all(u.startswith(("http://", "https://")) for u in f.urls)
+            if f.sha256 is None:
+                assert f.note, f"{name}/{f.name}: a null checksum needs a note"
+    with pytest.raises(HmifError, match="sha256"):
+        dl.parse_registry({"datasets": {"x": {"gate": "none", "files": [{"name": "a", "sha256": "abc"}]}}})
+    with pytest.raises(HmifError, match="gate"):
+        dl.parse_registry({"datasets": {"x": {"gate": "maybe"}}})
+    assert np.all([isinstance(f, dl.FileSpec) for f in reg["cave"].files])
