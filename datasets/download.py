@@ -242,7 +242,9 @@ def _fetch(url: str, part: Path, filename: str, *, expected_size: int | None, pr
     headers = {"User-Agent": "hmifbench-downloader/1 (+https://github.com/)", "Accept-Encoding": "identity"}
     if have:
         headers["Range"] = f"bytes={have}-"
-        validator = meta.get("etag") or meta.get("last_modified")
+        etag = meta.get("etag")
+        # If-Range needs a strong validator: a weak ETag ("W/...") is no use, fall back to the date.
+        validator = etag if etag and not etag.startswith("W/") else meta.get("last_modified")
         if validator:
             headers["If-Range"] = validator
     request = urllib.request.Request(url, headers=headers)
@@ -620,6 +622,8 @@ def download(name: str, root, accept_terms=(), base_url: str | None = None, prog
                                 "run `hmifbench download` without --verify to fetch them")
 
     downloads.mkdir(parents=True, exist_ok=True)
+    for stale in d.glob(".*.extracting"):      # left by a run that was killed mid-extraction
+        shutil.rmtree(stale, ignore_errors=True)
     pins = _read_pins(d)
     archives = []
     new_pins = {}
@@ -662,8 +666,10 @@ def download(name: str, root, accept_terms=(), base_url: str | None = None, prog
 
 
 def _write_manifest(spec: DatasetSpec, d: Path, archives: list[dict]) -> Path:
-    files = [{"path": rel.as_posix(), "size": (d / rel).stat().st_size, "sha256": sha256_of(d / rel)}
-             for rel in _data_files(d)]
+    # The archives were hashed a moment ago; do not read gigabytes twice.
+    known = {f"downloads/{a['name']}": a["sha256"] for a in archives}
+    files = [{"path": rel.as_posix(), "size": (d / rel).stat().st_size,
+              "sha256": known.get(rel.as_posix()) or sha256_of(d / rel)} for rel in _data_files(d)]
     if not files:
         raise DownloadError(f"{spec.name}: no data files under {d}")
     return write_json(d / "manifest.json", {

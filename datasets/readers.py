@@ -569,7 +569,8 @@ def _raster_wavelengths(ds, n: int) -> tuple[np.ndarray | None, str]:
     wl = np.array(values)
     if wl.max() < 10:                              # micrometres
         wl = wl * 1000.0
-    if np.all(np.diff(wl) > 0):
+    # Plausible optical band centres only: a description like "Band 7" is not a wavelength.
+    if np.all(np.diff(wl) > 0) and 300.0 <= wl.min() and wl.max() <= 2600.0:
         return wl, "band metadata of the file"
     return None, ""
 

@@ -366,3 +366,11 @@ def test_registry_records_are_well_formed():
     with pytest.raises(HmifError, match="gate"):
         dl.parse_registry({"datasets": {"x": {"gate": "maybe"}}})
     assert np.all([isinstance(f, dl.FileSpec) for f in reg["cave"].files])
+
+
+def test_every_registry_dataset_is_documented():
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "datasets.md").read_text()
+    for name in dl.registry():
+        assert f"| `{name}` |" in doc, name

@@ -245,3 +245,15 @@ def test_table_a_and_b_differ_and_rs_protocols_run():
     for name, bands in (("rs-s2-x4", 10), ("rs-l8-x4", 5), ("rs-ikonos-x4", 4)):
         pair = degrade(cube, name)
         assert pair.hr_msi.shape == (32, 32, bands) and pair.lr_hsi.shape == (8, 8, 48)
+
+
+def test_every_protocol_is_documented():
+    from pathlib import Path
+
+    doc = Path(__file__).resolve().parent.parent / "docs" / "degradations.md"
+    rows = {line.split("|")[1].strip().strip("`"): line.split("|")[2].strip()
+            for line in doc.read_text().splitlines() if line.startswith("| `")}
+    for name, p in PROTOCOLS.items():
+        assert name in rows, f"{name} missing from docs/degradations.md"
+        if rows[name].isdigit():
+            assert int(rows[name]) == p.scale, name

@@ -374,3 +374,27 @@ def test_archive_member_order_does_not_matter(tmp_path):
         zf.extractall(tmp_path / "x")
     np.testing.assert_array_equal(get_dataset("cave").load("cd", tmp_path / "x").data, expected["cd"])
     assert io is not None
+
+
+@pytest.mark.parametrize("describe, expected", [
+    (lambda i: f"Band {i}", None),                      # a band number is not a wavelength
+    (lambda i: f"{0.4 + 0.01 * i:.3f} um", [410.0, 420.0, 430.0]),
+    (lambda i: f"{400 + 10 * i} nm", [410.0, 420.0, 430.0]),
+])
+def test_wavelengths_from_raster_metadata(tmp_path, describe, expected):
+    import rasterio
+    from rasterio.transform import from_origin
+
+    from hmifbench.datasets.readers import _raster_wavelengths
+
+    path = tmp_path / "d.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=2, height=2, count=3, dtype="uint8",
+                       crs="EPSG:26915", transform=from_origin(271460, 3290891, 1, 1)) as ds:
+        for i in range(1, 4):
+            ds.set_band_description(i, describe(i))
+    with rasterio.open(path) as ds:
+        wl, _ = _raster_wavelengths(ds, 3)
+    if expected is None:
+        assert wl is None
+    else:
+        np.testing.assert_allclose(wl, expected)
