@@ -252,8 +252,10 @@ def _fetch(url: str, part: Path, filename: str, *, expected_size: int | None, pr
         response = urllib.request.urlopen(request, timeout=timeout)
     except urllib.error.HTTPError as err:
         if err.code == 416 and have:
-            if expected_size is not None and have == expected_size:
-                return                            # already complete
+            crange = (err.headers.get("Content-Range") or "") if err.headers else ""
+            full = crange.rsplit("/", 1)[-1] if crange.startswith("bytes */") else ""
+            if have == expected_size or (full.isdigit() and int(full) == have):
+                return                            # the part file is already complete
             part.unlink(missing_ok=True)
             raise _Retry(f"HTTP 416 for a range from byte {have}; restarting") from None
         if err.code in (408, 429) or err.code >= 500:
@@ -300,6 +302,12 @@ def _fetch(url: str, part: Path, filename: str, *, expected_size: int | None, pr
                 while True:
                     try:
                         block = response.read(CHUNK)
+                        # Judge the format on at least 1 KiB (tar's magic sits at byte 257).
+                        while first and have == 0 and block and len(block) < 1024:
+                            more = response.read(CHUNK)
+                            if not more:
+                                break
+                            block += more
                     except (HTTPException, ConnectionError, socket.timeout, OSError) as err:
                         raise _Retry(f"connection dropped after {have + received} bytes: {err!r}") from None
                     if not block:

@@ -152,6 +152,27 @@ def test_server_ignoring_range_restarts_from_zero(tmp_path, cave_zip):
     assert (tmp_path / "cave/manifest.json").exists()
 
 
+def test_complete_part_file_is_recognised_from_416(tmp_path, server, cave_zip):
+    """Killed after the last byte but before verification: no byte is fetched again."""
+    data, _ = cave_zip
+    server.add("/m/complete_ms_data.zip", data)
+    downloads = tmp_path / "cave" / "downloads"
+    downloads.mkdir(parents=True)
+    (downloads / "complete_ms_data.zip.part").write_bytes(data)
+    (downloads / "complete_ms_data.zip.part.json").write_text(
+        json.dumps({"url": server.url("/m/complete_ms_data.zip"), "etag": '"v1"'}))
+    dl.download("cave", tmp_path, base_url=server.url("/m"), **FAST)
+    assert [r[1] for r in server.requests] == [f"bytes={len(data)}-"]
+    assert dl.sha256_of(downloads / "complete_ms_data.zip") == sha(data)
+
+
+def test_server_error_is_retried(tmp_path, server, cave_zip):
+    server.add("/m/complete_ms_data.zip", cave_zip[0])
+    server.script("/m/complete_ms_data.zip", ["500", "500"])
+    dl.download("cave", tmp_path, base_url=server.url("/m"), **FAST)
+    assert len(server.gets("/m/complete_ms_data.zip")) == 3
+
+
 # --------------------------------------------------------------------------- mirrors, HTML, hashes
 
 def test_404_on_first_mirror_falls_back_to_the_next(tmp_path, server, test_registry):
