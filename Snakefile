@@ -6,10 +6,15 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
-configfile: "config/config.yaml"
+# The quick suite is the default; a --configfile given on the command line replaces it
+# (Snakemake would otherwise deep-merge the two, mixing the quick suite into every run).
+if not workflow.config_settings.configfiles:
+
+    configfile: "config/config.yaml"
 
 
 include: "workflow/rules/common.smk"
+include: "workflow/rules/download.smk"
 include: "workflow/rules/prepare.smk"
 include: "workflow/rules/simulate.smk"
 include: "workflow/rules/fuse.smk"
@@ -20,6 +25,13 @@ include: "workflow/rules/report.smk"
 localrules:
     all,
     report_tables,
+
+
+# 'gpu' is counted per submitted job, not across the cluster: with 'resources: gpu=1' in a
+# cluster profile, a group job holds one GPU and runs its GPU jobs one after the other, while
+# any number of such group jobs can be queued (SLURM, not Snakemake, shares out the GPUs).
+resource_scopes:
+    gpu="local",
 
 
 rule all:

@@ -28,12 +28,13 @@ class Dataset:
     licence: ClassVar[str] = ""
     citation: ClassVar[str] = ""
 
-    def splits(self) -> dict[str, list[str]]:
+    def splits(self, root=None) -> dict[str, list[str]]:
+        """Named scene lists; datasets whose lists come from their files need ``root``."""
         return {}
 
-    def scenes(self, split: str | None = None) -> list[str]:
+    def scenes(self, split: str | None = None, root=None) -> list[str]:
         """Scene names of ``split`` (all scenes when None)."""
-        splits = self.splits()
+        splits = self.splits(root)
         if split is None:
             return sorted({s for names in splits.values() for s in names})
         try:
@@ -43,6 +44,12 @@ class Dataset:
                              f"splits: {sorted(splits)}") from None
 
     def load(self, scene: str, root: Path | None = None, **options) -> Cube:
+        """The ground-truth cube of ``scene`` (reflectance-like, in [0, 1], with wavelengths)."""
+        return self.read(scene, root, **options)[0]
+
+    def read(self, scene: str, root: Path | None = None, **options) -> tuple[Cube, dict]:
+        """Like :meth:`load`, plus a record of how the cube was made (source file,
+        normalisation factor, crop), which ``hmifbench prepare`` keeps beside the scene."""
         raise NotImplementedError
 
 
@@ -59,16 +66,19 @@ class Synthetic(Dataset):
     downloadable = False
     licence = "BSD-3-Clause (generated); spectra from colour-science (BSD-3-Clause)"
 
-    def splits(self):
+    def splits(self, root=None):
         return {"train": [f"scene{i:02d}" for i in range(1, 17)],
                 "test": [f"scene{i:02d}" for i in range(17, 25)]}
 
-    def load(self, scene, root=None, size=128, seed=0, **options):
+    def read(self, scene, root=None, size=128, seed=0, **options):
         from hmifbench.datasets.synthetic import make_scene
 
         if not (scene.startswith("scene") and scene[5:].isdigit()):
             raise InputError(f"synthetic scene names look like 'scene01', got {scene!r}")
-        return make_scene(seed=int(seed) + int(scene[5:]), size=int(size), **options)
+        scene_seed = int(seed) + int(scene[5:])
+        cube = make_scene(seed=scene_seed, size=int(size), **options)
+        return cube, {"generator": "hmifbench.datasets.synthetic.make_scene", "seed": scene_seed,
+                      "size": int(size), **options}
 
 
 DATASETS: dict[str, Dataset] = {}

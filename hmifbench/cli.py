@@ -56,6 +56,19 @@ def cmd_methods(args):
     return 0
 
 
+def cmd_download(args):
+    from hmifbench.datasets.download import DownloadError, cli_download
+
+    try:
+        print(cli_download(args.name, root=args.root, accept_terms=args.accept_terms or (),
+                           verify_only=args.verify, base_url=args.base_url,
+                           progress=not args.no_progress))
+    except DownloadError as err:  # a network or integrity failure; a retry may help
+        print(f"hmifbench download: error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def cmd_prepare(args):
     from hmifbench.stages import prepare
 
@@ -116,6 +129,22 @@ def cmd_report(args):
     return 0
 
 
+def cmd_new_method(args):
+    from hmifbench.scaffold import new_method
+
+    print(new_method(args.name, args.dir, deep=args.deep, force=args.force).instructions())
+    return 0
+
+
+def cmd_check_method(args):
+    from hmifbench.checks import run_checks
+
+    report = run_checks(args.name, _params(args.params), quick=not args.full, plugins=args.plugins,
+                        skip=args.skip, device=args.device)
+    print(report.format())
+    return 0 if report.ok else 1
+
+
 def _common_run_args(p):
     p.add_argument("--params", help="method parameters as a JSON object, overriding defaults")
     p.add_argument("--setting", choices=["known", "blind"], default="known",
@@ -137,6 +166,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plugins", action="append", default=[], metavar="DIR")
     p.add_argument("--json", action="store_true", help="full metadata as JSON")
     p.set_defaults(func=cmd_methods)
+
+    p = sub.add_parser("download", help="fetch and verify a dataset (or check a placed one)")
+    p.add_argument("name", help="dataset name, e.g. cave")
+    p.add_argument("--root", default="resources/datasets", help="datasets folder")
+    p.add_argument("--accept-terms", action="append", metavar="NAME",
+                   help="accept the terms of use of dataset NAME (gate 'terms'; repeatable)")
+    p.add_argument("--verify", action="store_true", help="only check files already in place")
+    p.add_argument("--base-url", help="fetch every file from this base URL instead of its mirrors")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_download)
 
     p = sub.add_parser("prepare", help="write one ground-truth scene as an ENVI cube")
     p.add_argument("dataset")
@@ -189,6 +228,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scores-from", help="a file listing score paths, one per line")
     p.add_argument("-o", "--out", required=True, help="table folder")
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("new-method", help="write a ready-to-edit method plugin (module + test)")
+    p.add_argument("name", help="method name, a lower-case identifier (e.g. my_fusion)")
+    p.add_argument("--dir", default="plugins", metavar="PLUGIN_DIR",
+                   help="plugin folder to write into (default: ./plugins)")
+    p.add_argument("--deep", action="store_true",
+                   help="start from a small torch network instead of a linear method")
+    p.add_argument("--force", action="store_true", help="overwrite existing files")
+    p.set_defaults(func=cmd_new_method)
+
+    p = sub.add_parser("check-method", help="run the conformance checks on a method")
+    p.add_argument("name", help="registered method name")
+    p.add_argument("--plugins", action="append", default=[], metavar="DIR",
+                   help="a plugin folder of method files (repeatable)")
+    p.add_argument("--params", help="parameter overrides as a JSON object, e.g. '{\"iterations\": 2}'")
+    p.add_argument("--quick", dest="full", action="store_false", default=False,
+                   help="tiny problems and the method's quick_params() (default)")
+    p.add_argument("--full", action="store_true",
+                   help="the method's default parameters and a 64x64, 31-band problem")
+    p.add_argument("--skip", action="append", default=[], metavar="CHECK",
+                   help="leave out a check (repeatable), e.g. --skip import")
+    p.add_argument("--device", default="cpu", help="device passed to fit/fuse (default cpu)")
+    p.set_defaults(func=cmd_check_method)
     return ap
 
 

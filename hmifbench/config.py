@@ -82,9 +82,13 @@ def _semantic_errors(config: dict) -> list[str]:
         try:
             dataset = get_dataset(name)
             if "scenes" not in ds:
-                dataset.scenes(ds.get("split", "test"))
+                dataset.scenes(ds.get("split", "test"), root=Path(config["data_root"]) / name)
         except HmifError as err:
             errors.append(f"config key datasets.{name}: {err}")
+        for protocol in ds.get("degradations", []):
+            if protocol not in PROTOCOLS:
+                errors.append(f"config key datasets.{name}.degradations: unknown protocol "
+                              f"{protocol!r} (known: {', '.join(sorted(PROTOCOLS))})")
     for name in config["degradations"]:
         if name not in PROTOCOLS:
             errors.append(f"config key degradations: unknown protocol {name!r} "

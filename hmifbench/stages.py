@@ -23,13 +23,21 @@ from hmifbench.provenance import measure, provenance
 
 
 def prepare(dataset: str, scene: str, out, root=None, **options) -> Path:
-    """Load one ground-truth scene of ``dataset`` and write it as an ENVI cube at ``out``."""
+    """Load one ground-truth scene of ``dataset`` and write it as an ENVI cube at ``out``.
+
+    Beside it, ``<stem>.json`` records the dataset options and the reader's account of the
+    scene (source file, normalisation and its factor, crop), so the scaling is never lost.
+    """
     from hmifbench.datasets import get_dataset
 
     ds = get_dataset(dataset)
     folder = Path(root) / dataset if root is not None else None
-    cube = ds.load(scene, root=folder, **options)
-    return write_cube(out, cube, metadata={"description": f"hmifbench scene {dataset}/{scene}"})
+    cube, info = ds.read(scene, root=folder, **options)
+    out = write_cube(out, cube, metadata={"description": f"hmifbench scene {dataset}/{scene}"})
+    write_json(Path(out).with_suffix(".json"), {"dataset": dataset, "scene": scene,
+                                                "options": options, "reader": info,
+                                                "provenance": provenance()})
+    return out
 
 
 def simulate(scene_path, protocol: str, out_dir, seed: int = 0, scene_id: str | None = None) -> Path:

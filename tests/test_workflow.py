@@ -74,6 +74,8 @@ def test_tables_written_and_gsa_beats_upsample(finished_run):
 
 def test_failed_method_shows_as_failed(finished_run):
     per_scene = pd.read_csv(finished_run / "results" / "tables" / "per_scene.csv")
+    # exactly this config's runs: the default config/config.yaml is replaced, not merged in
+    assert len(per_scene) == 2 * 4 and set(per_scene["scene"]) == {"scene01", "scene02"}
     failed = per_scene[per_scene["entry"] == "always_fails"]
     assert len(failed) == 2 and (failed["status"] == "failed").all()
     assert failed["error"].str.contains("deliberate failure").all()

@@ -2,6 +2,7 @@
 # Method metadata is read from the registry, which imports only light method modules
 # (no torch), so building the DAG stays fast.
 import json
+import os
 import shlex
 
 from hmifbench import registry
@@ -12,6 +13,16 @@ from hmifbench.provenance import config_hash
 validate_config(config)
 
 CONFIG_HASH = config_hash(config)
+# Fuse jobs record the hash for provenance only; it reaches them through the environment
+# (also inside cluster jobs, which re-read this file) rather than as a rule param, because a
+# param would rerun every fuse job whenever any part of the config changes.
+os.environ["HMIFBENCH_CONFIG_HASH"] = CONFIG_HASH
+
+
+envvars:
+    "HMIFBENCH_CONFIG_HASH",
+
+
 DATA_ROOT = config["data_root"]
 
 
@@ -23,12 +34,20 @@ wildcard_constraints:
 
 def test_scenes(dataset):
     spec = config["datasets"][dataset]
-    return spec.get("scenes") or get_dataset(dataset).scenes(spec.get("split", "test"))
+    return spec.get("scenes") or get_dataset(dataset).scenes(
+        spec.get("split", "test"), root=f"{DATA_ROOT}/{dataset}"
+    )
 
 
 def train_scenes(dataset):
     spec = config["datasets"][dataset]
-    return spec.get("train_scenes") or get_dataset(dataset).scenes(spec["train_split"])
+    return spec.get("train_scenes") or get_dataset(dataset).scenes(
+        spec["train_split"], root=f"{DATA_ROOT}/{dataset}"
+    )
+
+
+def degradations(dataset):
+    return config["datasets"][dataset].get("degradations") or config["degradations"]
 
 
 def dataset_options(dataset):
@@ -76,11 +95,20 @@ class Entry:
 ENTRIES = {name: Entry(name, spec) for name, spec in config["methods"].items()}
 
 
+def fuse_group(entry):
+    """The cluster job group of an entry's fuse and evaluate jobs.
+
+    GPU entries and CPU entries never share a group, so a CPU group never asks for a GPU;
+    ``--group-components`` (profiles/slurm) packs several scenes into one submitted job.
+    """
+    return "fuse_evaluate_gpu" if ENTRIES[entry].gpu else "fuse_evaluate_cpu"
+
+
 def score_files():
     return [
         f"results/scores/{entry}/{dataset}/{degradation}/{scene}.json"
         for entry in ENTRIES
         for dataset in config["datasets"]
-        for degradation in config["degradations"]
+        for degradation in degradations(dataset)
         for scene in test_scenes(dataset)
     ]

@@ -7,15 +7,21 @@ rule prepare_scene:
     output:
         hdr="results/scenes/{dataset}/{scene}.hdr",
         img="results/scenes/{dataset}/{scene}.img",
+        record="results/scenes/{dataset}/{scene}.json",
     log:
         "results/logs/prepare/{dataset}/{scene}.log",
     conda:
         "../envs/hmifbench.yaml"
+    group:
+        # A scene and its simulated pairs are one cluster job; a scene that cannot be
+        # prepared fails alone (its group is not packed with other scenes).
+        "prepare_simulate"
     params:
         options=lambda wc: dataset_options(wc.dataset),
+        root=DATA_ROOT,
     resources:
-        mem_mb=4000,
+        mem_mb=lambda wc, attempt: 4000 * attempt,
         runtime=20,
     shell:
         "hmifbench prepare {wildcards.dataset} {wildcards.scene} -o {output.hdr} "
-        "--root {DATA_ROOT} {params.options} > {log} 2>&1"
+        "--root {params.root} {params.options} > {log} 2>&1"

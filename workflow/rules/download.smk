@@ -1,0 +1,32 @@
+# One download rule per configured dataset that comes from the internet. They run on the
+# submit host (localrules): cluster compute nodes often have no internet access.
+# Gated datasets fail with a message saying which files to place where.
+
+
+def download_flags():
+    flags = [f"--accept-terms={name}" for name in config["accept_terms"]]
+    if config["download_base_url"]:
+        flags.append(f"--base-url={config['download_base_url']}")
+    return " ".join(shlex.quote(f) for f in flags)
+
+
+for _dataset in config["datasets"]:
+    if get_dataset(_dataset).downloadable:
+
+        rule:
+            name:
+                f"download_{_dataset}"
+            output:
+                f"{DATA_ROOT}/{_dataset}/manifest.json",
+            localrule: True
+            log:
+                f"results/logs/download/{_dataset}.log",
+            conda:
+                "../envs/hmifbench.yaml"
+            params:
+                name=_dataset,
+                root=DATA_ROOT,
+                flags=download_flags(),
+            shell:
+                "hmifbench download {params.name} --root {params.root} {params.flags} "
+                "--no-progress > {log} 2>&1"
