@@ -25,6 +25,9 @@ class Dataset:
     name: ClassVar[str] = ""
     gate: ClassVar[str] = "none"
     downloadable: ClassVar[bool] = True
+    #: True when the scene lists can only be read from the downloaded files; the workflow
+    #: then makes the download a checkpoint and lists scenes after it has run.
+    splits_from_files: ClassVar[bool] = False
     licence: ClassVar[str] = ""
     citation: ClassVar[str] = ""
 

@@ -417,6 +417,7 @@ class Harvard(RealDataset):
     """
 
     name = "harvard"
+    splits_from_files = True  # scene lists are read from the downloaded files
     gate = "none"
     licence = "research use with citation"
     citation = "A. Chakrabarti, T. Zickler, CVPR 2011"
@@ -493,6 +494,7 @@ class NTIRE2018(RealDataset):
     """
 
     name = "ntire2018"
+    splits_from_files = True  # scene lists are read from the downloaded files
     gate = "manual"
     licence = "non-commercial research use"
     citation = "B. Arad, O. Ben-Shahar, R. Timofte et al., CVPRW 2018"
@@ -763,6 +765,7 @@ class WV2(RealDataset):
     """
 
     name = "wv2"
+    splits_from_files = True  # scene lists are read from the downloaded files
     gate = "manual"
     licence = "Maxar commercial licence (user's own)"
     citation = "Maxar Technologies, WorldView-2"

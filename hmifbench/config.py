@@ -81,8 +81,10 @@ def _semantic_errors(config: dict) -> list[str]:
     for name, ds in config["datasets"].items():
         try:
             dataset = get_dataset(name)
-            if "scenes" not in ds:
-                dataset.scenes(ds.get("split", "test"), root=Path(config["data_root"]) / name)
+            root = Path(config["data_root"]) / name
+            data_present = (root / "manifest.json").exists()
+            if "scenes" not in ds and (data_present or not dataset.splits_from_files):
+                dataset.scenes(ds.get("split", "test"), root=root)
         except HmifError as err:
             errors.append(f"config key datasets.{name}: {err}")
         for protocol in ds.get("degradations", []):

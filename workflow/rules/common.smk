@@ -32,18 +32,22 @@ wildcard_constraints:
     scene=r"[A-Za-z0-9_.-]+",
 
 
+def _listed_scenes(dataset, split):
+    ds = get_dataset(dataset)
+    if ds.splits_from_files:
+        # Wait for the download checkpoint; raises "incomplete" until the files are there.
+        getattr(checkpoints, f"download_{dataset}").get()
+    return ds.scenes(split, root=f"{DATA_ROOT}/{dataset}")
+
+
 def test_scenes(dataset):
     spec = config["datasets"][dataset]
-    return spec.get("scenes") or get_dataset(dataset).scenes(
-        spec.get("split", "test"), root=f"{DATA_ROOT}/{dataset}"
-    )
+    return spec.get("scenes") or _listed_scenes(dataset, spec.get("split", "test"))
 
 
 def train_scenes(dataset):
     spec = config["datasets"][dataset]
-    return spec.get("train_scenes") or get_dataset(dataset).scenes(
-        spec["train_split"], root=f"{DATA_ROOT}/{dataset}"
-    )
+    return spec.get("train_scenes") or _listed_scenes(dataset, spec["train_split"])
 
 
 def degradations(dataset):
@@ -104,11 +108,11 @@ def fuse_group(entry):
     return "fuse_evaluate_gpu" if ENTRIES[entry].gpu else "fuse_evaluate_cpu"
 
 
-def score_files():
+def dataset_score_files(wildcards):
+    dataset = wildcards.dataset
     return [
         f"results/scores/{entry}/{dataset}/{degradation}/{scene}.json"
         for entry in ENTRIES
-        for dataset in config["datasets"]
         for degradation in degradations(dataset)
         for scene in test_scenes(dataset)
     ]

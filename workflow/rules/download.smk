@@ -10,8 +10,34 @@ def download_flags():
     return " ".join(shlex.quote(f) for f in flags)
 
 
+def _download_rule(dataset):
+    # A checkpoint when the scene list is read from the downloaded files: the DAG below it
+    # is completed once the files are there (a dry run before the download stops here).
+    return get_dataset(dataset).splits_from_files
+
+
 for _dataset in config["datasets"]:
-    if get_dataset(_dataset).downloadable:
+    if get_dataset(_dataset).downloadable and _download_rule(_dataset):
+
+        checkpoint:
+            name:
+                f"download_{_dataset}"
+            output:
+                f"{DATA_ROOT}/{_dataset}/manifest.json",
+            localrule: True
+            log:
+                f"results/logs/download/{_dataset}.log",
+            conda:
+                "../envs/hmifbench.yaml"
+            params:
+                name=_dataset,
+                root=DATA_ROOT,
+                flags=download_flags(),
+            shell:
+                "hmifbench download {params.name} --root {params.root} {params.flags} "
+                "--no-progress > {log} 2>&1"
+
+    elif get_dataset(_dataset).downloadable:
 
         rule:
             name:

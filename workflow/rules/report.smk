@@ -1,9 +1,27 @@
 # Tables: per scene, and mean ± std per method × dataset × degradation × metric.
+# Scores are first listed per dataset, so that a dataset whose scene list waits for its
+# download (a checkpoint) does not hold back the DAG of the others.
+
+
+rule list_scores:
+    input:
+        dataset_score_files,
+    output:
+        "results/tables/scores/{dataset}.txt",
+    localrule: True
+    log:
+        "results/logs/report/list_scores_{dataset}.log",
+    conda:
+        "../envs/hmifbench.yaml"
+    run:
+        # A paper-scale run has thousands of score files: too many for one command line.
+        with open(output[0], "w") as listing:
+            listing.writelines(f"{path}\n" for path in input)
 
 
 rule report_tables:
     input:
-        score_files(),
+        expand("results/tables/scores/{dataset}.txt", dataset=config["datasets"]),
     output:
         summary="results/tables/summary.csv",
         markdown="results/tables/summary.md",
@@ -13,8 +31,7 @@ rule report_tables:
     conda:
         "../envs/hmifbench.yaml"
     params:
-        listing="results/tables/.scores.txt",
+        listing="results/tables/scores/all.txt",
     shell:
-        # The score list goes through a file: a paper-scale run has thousands of inputs.
-        "printf '%s\\n' {input} > {params.listing} && "
+        "cat {input} > {params.listing} && "
         "hmifbench report --scores-from {params.listing} -o $(dirname {output.summary}) > {log} 2>&1"
