@@ -122,6 +122,8 @@ def get_class(name: str):
         return registry()[name]
     except KeyError:
         hint = f" (it failed to load: {_errors[name]})" if name in _errors else ""
+        if not hint and _errors:  # a plugin file that failed to load may be the one wanted
+            hint = "; plugins that failed to load: " + "; ".join(f"{k}: {v}" for k, v in _errors.items())
         raise MethodNotFound(f"no method named {name!r}{hint}; registered: {', '.join(available())}") from None
 
 

@@ -236,6 +236,16 @@ class Method:
         return cls.training == "dataset"
 
     @classmethod
+    def quick_params(cls) -> dict:
+        """Parameter overrides that make one run on a tiny image take seconds.
+
+        Used by the conformance checks (``hmifbench check-method``, whose default is
+        ``--quick``, and :func:`hmifbench.testing.check_method`), e.g. ``{"iterations": 2}``
+        for an iterative or deep method. They must be valid parameters; the default is none.
+        """
+        return {}
+
+    @classmethod
     def validate_params(cls, params) -> None:
         """Check parameter values (ranges, combinations); raise InputError naming the parameter."""
 
@@ -265,8 +275,13 @@ class Method:
                 raise InputError(f"method {self.name!r} needs the {' and '.join(missing)} "
                                  "(known setting) and is not blind")
 
-    def fit(self, pairs, *, seed: int = 0, device: str = "auto", progress=None):
-        """Learn from a train split (``training == "dataset"``); returns a state for :meth:`fuse`."""
+    def fit(self, pairs, *, seed: int = 0, device: str = "auto", progress=None, workdir=None):
+        """Learn from a train split (``training == "dataset"``); returns a state for :meth:`fuse`.
+
+        ``pairs`` is a list of :class:`FusionProblem`; ``workdir`` is a folder the method may
+        write checkpoints to (the workflow passes the model folder). The state must be
+        JSON-serialisable (the workflow stores it in ``state.json``), e.g. a checkpoint path.
+        """
         raise NotImplementedError(f"method {self.name!r} does not train on a dataset")
 
     def fuse(self, problem: FusionProblem, *, state=None, seed: int = 0,
