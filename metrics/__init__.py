@@ -1,11 +1,18 @@
 """hmifbench.metrics — quality indices of fused images, degradation estimates and cost.
 
-Full reference (canonical definitions): :func:`psnr`, :func:`ssim`, :func:`sam`, :func:`ergas`,
-:func:`rmse`, :func:`uiqi`, :func:`cc`; the whole set under a named profile with
-:func:`evaluate` / :func:`evaluate_record`. See docs/metrics.md for formulas and conventions.
+* Full reference (canonical definitions): :func:`psnr`, :func:`ssim`, :func:`sam`,
+  :func:`ergas`, :func:`rmse`, :func:`uiqi`, :func:`cc`; the whole set under a named profile
+  (:data:`PROFILES`) with :func:`evaluate` / :func:`evaluate_record`.
+* No reference (real pairs): :func:`d_lambda`, :func:`d_s`, :func:`qnr`.
+* Degradation estimates of blind methods: :func:`psf_error`, :func:`srf_error`.
+* Cost: :mod:`hmifbench.metrics.cost` (parameters, FLOPs, timing, memory; imports torch lazily).
+
+Formulas and conventions: docs/metrics.md.
 """
 
+from hmifbench.metrics.degradation import psf_error, srf_error
 from hmifbench.metrics.full_reference import cc, ergas, psnr, rmse, sam, ssim, uiqi
+from hmifbench.metrics.no_reference import d_lambda, d_s, qnr
 from hmifbench.metrics.profiles import (
     METRICS_VERSION,
     PROFILES,
@@ -17,4 +24,5 @@ from hmifbench.metrics.profiles import (
 __all__ = [
     "evaluate", "evaluate_record", "PROFILES", "profile_keys", "METRICS_VERSION",
     "psnr", "ssim", "sam", "ergas", "rmse", "uiqi", "cc",
+    "d_lambda", "d_s", "qnr", "psf_error", "srf_error",
 ]

@@ -1,12 +1,16 @@
 """Separable "valid" window filtering done as small banded matrix products.
 
-A 1-D correlation with a k-tap kernel over n samples, keeping only the n − k + 1 outputs
+A 1-D correlation with a k-tap window over n samples, keeping only the n − k + 1 outputs
 whose window lies inside the signal ("valid"), is a product with an (n − k + 1) × n banded
-matrix. Cutting the output into tiles of ``t`` samples turns it into dense products of a
-t × (t + k − 1) band block with a slab of the data; BLAS runs those at close to peak speed,
-which beats scipy.ndimage's per-line loops by 5–10× on the (bands × rows × cols) stacks the
-SSIM and UIQI need (benchmarks/bench_metrics.py). The price, (t + k − 1)/k times the minimal
-multiply count, is small next to that gain.
+matrix. Cutting the output into tiles of t samples turns it into dense products of a
+t × (t + k − 1) band block with a slab of the data, which BLAS runs near peak speed: 5–10×
+faster than scipy.ndimage's per-line loops on the (planes, rows, cols) stacks SSIM and UIQI
+need. The (t + k − 1)/k extra multiplies are a small price for that.
+
+Every product is kept below OpenBLAS's multithreading threshold (m·n·k ≈ 2.6e5): BLAS then
+runs single-threaded, and parallelism comes from our own threads over band groups. A
+multithreaded OpenBLAS spin-waits, and on a machine shared with other jobs (a Snakemake run
+scoring several scenes at once) that made the same filtering 10–30× slower.
 """
 
 from __future__ import annotations
@@ -14,6 +18,9 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
+
+#: Largest m·n·k of one BLAS call (OpenBLAS goes multithreaded above 65536·4).
+_MAX_GEMM = 240_000
 
 
 def gaussian_kernel(sigma: float = 1.5, truncate: float = 3.5) -> np.ndarray:
@@ -33,7 +40,7 @@ def box_kernel(size: int) -> np.ndarray:
     return np.full(int(size), 1.0 / int(size))
 
 
-@lru_cache(maxsize=32)
+@lru_cache(maxsize=64)
 def _band_block(weights: tuple, tile: int, dtype: str) -> np.ndarray:
     k = len(weights)
     w = np.asarray(weights, dtype=dtype)
@@ -44,62 +51,54 @@ def _band_block(weights: tuple, tile: int, dtype: str) -> np.ndarray:
     return block
 
 
-def _tile_for(k: int) -> int:
-    # Measured on 2 cores (benchmarks/bench_metrics.py): 2k–3k output samples per tile keeps
-    # the band blocks dense enough for BLAS while wasting < 3× the multiplies.
-    return max(16, 2 * k)
+def _tile(k: int, n_other: int) -> int:
+    """Output samples per tile: as many as keep one product below the threading threshold."""
+    t = 8
+    while (t + 8) * (t + 8 + k - 1) * n_other <= _MAX_GEMM and t < 64:
+        t += 8
+    return t
 
 
-def correlate_valid(a: np.ndarray, weights: np.ndarray, axis: int = -2) -> np.ndarray:
-    """Valid 1-D correlation of ``a`` with ``weights`` along ``axis`` (−2 only: the rows).
-
-    ``out[..., i] = Σ_j weights[j] · a[..., i + j]`` for i in [0, n − k], computed in the dtype
-    of ``a``.
-    """
-    k = weights.size
-    n = a.shape[axis]
-    n_out = n - k + 1
-    if n_out < 1:
+def _check(n: int, k: int) -> int:
+    if n - k + 1 < 1:
         raise ValueError(f"window of {k} samples is longer than the axis ({n})")
-    tile = _tile_for(k)
+    return n - k + 1
+
+
+def filter_rows(a: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Valid correlation along axis −2 of a stack of planes ``a`` (..., rows, cols)."""
+    k = weights.size
+    n_out = _check(a.shape[-2], k)
+    tile = _tile(k, a.shape[-1])
     block = _band_block(tuple(float(v) for v in weights), tile, a.dtype.str)
-    if axis in (-2, a.ndim - 2):
-        out = np.empty(a.shape[:-2] + (n_out, a.shape[-1]), dtype=a.dtype)
-        for t0 in range(0, n_out, tile):
-            m = min(tile, n_out - t0)
-            np.matmul(block[:m, :m + k - 1], a[..., t0:t0 + m + k - 1, :], out=out[..., t0:t0 + m, :])
-        return out
-    raise ValueError("only axis -2 is supported; filter2_valid does the columns")
+    out = np.empty(a.shape[:-2] + (n_out, a.shape[-1]), dtype=a.dtype)
+    for t0 in range(0, n_out, tile):
+        m = min(tile, n_out - t0)
+        np.matmul(block[:m, :m + k - 1], a[..., t0:t0 + m + k - 1, :], out=out[..., t0:t0 + m, :])
+    return out
+
+
+def filter_cols_transposed(a: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Valid correlation along axis −1 of planes (..., rows, cols), returned **transposed**:
+    shape (..., cols − k + 1, rows), each plane contiguous. The transposition is free (BLAS
+    reads the strided slab as a transposed operand)."""
+    k = weights.size
+    n_out = _check(a.shape[-1], k)
+    tile = _tile(k, a.shape[-2])
+    block = _band_block(tuple(float(v) for v in weights), tile, a.dtype.str)
+    out = np.empty(a.shape[:-2] + (n_out, a.shape[-2]), dtype=a.dtype)
+    for t0 in range(0, n_out, tile):
+        m = min(tile, n_out - t0)
+        np.matmul(block[:m, :m + k - 1], a[..., :, t0:t0 + m + k - 1].swapaxes(-1, -2),
+                  out=out[..., t0:t0 + m, :])
+    return out
 
 
 def filter2_valid(a: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Separable 2-D valid correlation over the last two axes with the same 1-D window.
+    """Separable 2-D valid correlation of planes (..., rows, cols) with the same 1-D window.
 
-    Returns an array of shape ``a.shape[:-2] + (rows − k + 1, cols − k + 1)``. It is a
-    transposed view (the last axis varies slowest in memory): the column pass writes its
-    products transposed, which lets BLAS read the strided input directly and costs no copy.
-    Elementwise numpy operations on it are as fast as on a contiguous array.
+    Returns shape ``(..., cols − k + 1, rows − k + 1)``: the planes come back **transposed**
+    (contiguous), which is what every caller here wants, since it only combines maps
+    elementwise and averages them.
     """
-    k = weights.size
-    t = correlate_valid(a, weights, -2)
-    lead = t.shape[:-1]
-    n = t.shape[-1]
-    n_out = n - k + 1
-    if n_out < 1:
-        raise ValueError(f"window of {k} samples is longer than the axis ({n})")
-    t2 = t.reshape(-1, n)
-    tile = _tile_for(k)
-    block = _band_block(tuple(float(v) for v in weights), tile, a.dtype.str)
-    out_t = np.empty((n_out, t2.shape[0]), dtype=a.dtype)
-    for t0 in range(0, n_out, tile):
-        m = min(tile, n_out - t0)
-        np.matmul(block[:m, :m + k - 1], t2[:, t0:t0 + m + k - 1].T, out=out_t[t0:t0 + m])
-    return np.moveaxis(out_t.reshape((n_out,) + lead), 0, -1)
-
-
-def n_valid(n: int, k: int) -> int:
-    """Number of valid window positions along an axis of n samples."""
-    return max(n - k + 1, 0)
-
-
-__all__ = ["gaussian_kernel", "box_kernel", "correlate_valid", "filter2_valid", "n_valid"]
+    return filter_cols_transposed(filter_rows(a, weights), weights)

@@ -38,8 +38,8 @@ def ssim_spec(data_range: float = 1.0) -> WindowSpec:
 
 
 def uiqi_spec(window: int) -> WindowSpec:
-    """Wang & Bovik (2002) Q over a ``window``×``window`` uniform sliding window, float64."""
-    return WindowSpec(kernel=box_kernel(window), float64=True)
+    """Wang & Bovik (2002) Q over a ``window``×``window`` uniform sliding window."""
+    return WindowSpec(kernel=box_kernel(window))
 
 
 def _check_window(shape, side: int, what: str) -> None:

@@ -103,8 +103,8 @@ def _mossfuse(x, y, scale, data_range):
     specs = {
         "ssim": WindowSpec(kernel=box_kernel(k), c1=0.01 ** 2, c2=0.03 ** 2,
                            cov_norm=k * k / (k * k - 1.0)),
-        "uiqi": WindowSpec(kernel=box_kernel(MOSSFUSE_UQI_WINDOW), float64=True,
-                           formula="sewar", drop_last=True),
+        "uiqi": WindowSpec(kernel=box_kernel(MOSSFUSE_UQI_WINDOW), formula="sewar",
+                           drop_last=True),
     }
     per_band, m = windowed_pass(x, y, specs, moments=True)
     bands = x.shape[2]
