@@ -120,9 +120,10 @@ class Report:
         head = (f"check-method {self.method} ({self.source}); params {json.dumps(self.params)}"
                 f"{'; quick' if self.quick else ''}")
         shown = self.failures if only_failures else self.results
-        counts = {s: sum(r.status == s for r in self.results) for s in ("PASS", "FAIL", "WARN")}
-        tail = (f"{counts['PASS']} passed, {counts['FAIL']} failed, {counts['WARN']} warnings "
-                f"in {self.seconds:.1f} s")
+        counts = {s: sum(r.status == s for r in self.results) for s in ("PASS", "FAIL", "WARN", "SKIP")}
+        skipped = f", {counts['SKIP']} not judged" if counts["SKIP"] else ""
+        tail = (f"{counts['PASS']} passed, {counts['FAIL']} failed, {counts['WARN']} warnings"
+                f"{skipped} in {self.seconds:.1f} s")
         return "\n".join([head, *(r.format() for r in shown), tail])
 
 
@@ -563,6 +564,17 @@ def _shape_text(run: Run, problem) -> str:
             f"{problem.hr_msi.shape}")
 
 
+def _output_fails(ctx: Context) -> bool:
+    """Whether the standard known-setting run (the output check's) failed."""
+    problem, _ = ctx.problem("standard", "known")
+    return bool(_output_problems(ctx.run("standard", "known"), problem))
+
+
+def _blocked(name: str) -> CheckResult:
+    """A check that cannot be judged because the output check fails (counted once, there)."""
+    return CheckResult(name, "SKIP", "not judged: the output check fails (fix that first)")
+
+
 def check_output(ctx: Context) -> CheckResult:
     run = ctx.run("standard", "known")
     problem, _ = ctx.problem("standard", "known")
@@ -573,11 +585,15 @@ def check_output(ctx: Context) -> CheckResult:
 
 
 def check_determinism(ctx: Context) -> CheckResult:
+    if _output_fails(ctx):
+        return _blocked("determinism")
     a, b = ctx.run("standard", "known", 0, 0), ctx.run("standard", "known", 0, 1)
     problem, _ = ctx.problem("standard", "known")
-    if _output_problems(a, problem) or _output_problems(b, problem):
-        return CheckResult("determinism", "FAIL", "could not compare: the runs failed (see output)",
-                           "fix the output check first")
+    second = _output_problems(b, problem)
+    if second:
+        return CheckResult("determinism", "FAIL", f"the first run with seed=0 worked, a second one "
+                           f"did not: {second[0][0]}", "don't keep state between runs (class "
+                           "attributes, module globals, caches); draw randomness from the seed")
     x, y = a.result.hr_hsi, b.result.hr_hsi
     if np.array_equal(x, y):
         return CheckResult("determinism", "PASS", "seed=0 twice (fresh instances, different global "
@@ -590,7 +606,7 @@ def check_determinism(ctx: Context) -> CheckResult:
 
 
 def check_inputs(ctx: Context) -> CheckResult:
-    run = ctx.run("standard", "known")
+    run = ctx.run("standard", "known")  # judged even when the output is wrong
     if run.inputs_changed:
         return CheckResult("inputs", "FAIL", f"fuse() modified problem.{' and problem.'.join(run.inputs_changed)}"
                            " in place", "work on a copy (e.g. x = problem.lr_hsi.astype(np.float64))")
@@ -603,14 +619,17 @@ def check_odd_sizes(ctx: Context) -> CheckResult:
     problem, _ = ctx.problem("odd", setting)
     problems = _output_problems(run, problem)
     if problems:
+        hint = "" if _output_fails(ctx) else ("; don't assume square images, a power-of-two "
+                                              "size or a fixed band count")
         return CheckResult("odd-sizes", "FAIL", f"24×40 HR, scale 4, 7 HSI / 3 MSI bands ({setting}): "
-                           f"{problems[0][0]}", problems[0][1] + "; don't assume square images, "
-                           "a power-of-two size or a fixed band count")
+                           f"{problems[0][0]}", problems[0][1] + hint)
     return CheckResult("odd-sizes", "PASS", f"{_shape_text(run, problem)} ({setting})")
 
 
 def check_settings(ctx: Context) -> CheckResult:
     if ctx.cls.blind:
+        if _output_fails(ctx):
+            return _blocked("settings")
         run = ctx.run("standard", "blind")
         problem, _ = ctx.problem("standard", "blind")
         problems = _output_problems(run, problem)
@@ -681,7 +700,7 @@ def check_result(ctx: Context) -> CheckResult:
     run = ctx.run("standard", "known")
     problem, _ = ctx.problem("standard", "known")
     if _output_problems(run, problem):
-        return CheckResult("result", "FAIL", "no result to check (see output)", "fix output first")
+        return _blocked("result")
     r, problems = run.result, []
     if isinstance(r.n_params, bool) or not isinstance(r.n_params, (int, np.integer)) or r.n_params < 0:
         problems.append((f"n_params={r.n_params!r}", "n_params: the number of learned parameters "
@@ -727,7 +746,7 @@ def check_accuracy(ctx: Context) -> CheckResult:
     run = ctx.run("standard", "known")
     problem, ref = ctx.problem("standard", "known")
     if _output_problems(run, problem):
-        return CheckResult("accuracy", "SKIP", "no output (see output)")
+        return _blocked("accuracy")
     got = _psnr(run.result.hr_hsi, ref)
     floor = _psnr(upsample_cubic(problem.lr_hsi, problem.scale, problem.offset), ref)
     rows, cols, bands = ref.shape

@@ -216,10 +216,47 @@ def test_broken_methods_fail_the_right_check_with_a_fix(cls, check, message, fix
         check_method(cls, skip=FAST)
 
 
-def test_shape_defect_also_fails_odd_sizes_and_blocks_dependent_checks():
+def test_a_wrong_output_is_counted_once_and_blocks_dependent_checks():
     report = checks.run_checks(WrongShape, skip=FAST)
-    assert {"output", "odd-sizes", "determinism", "result"} <= set(_failed(report))
-    assert "fix the output check first" in _failed(report)["determinism"].fix
+    assert set(_failed(report)) == {"output", "odd-sizes"}
+    statuses = _statuses(report)
+    assert all(statuses[n] == "SKIP" for n in ("determinism", "settings", "result", "accuracy"))
+    assert "the output check fails" in next(r for r in report.results if r.name == "result").message
+    # The odd-size failure is the same defect: no misleading hint about square images.
+    assert "square" not in _failed(report)["odd-sizes"].fix
+
+
+def test_odd_size_only_defect_gets_the_size_hint():
+    class SquareOnly(Good):
+        """Breaks on non-square images."""
+        name = "square_only"
+
+        def fuse(self, problem, **kw):
+            x = super().fuse(problem, **kw).hr_hsi
+            side = min(x.shape[:2])
+            return Fused(x[:side, :side])
+
+    failed = _failed(checks.run_checks(SquareOnly, skip=FAST))
+    assert set(failed) == {"odd-sizes"}
+    assert "expected (24, 40, 7)" in failed["odd-sizes"].message
+    assert "don't assume square images" in failed["odd-sizes"].fix
+
+
+def test_nondeterministic_crash_on_second_run_is_a_determinism_failure():
+    class Stateful(Good):
+        """Works once per process."""
+        name = "stateful"
+        used = []
+
+        def fuse(self, problem, **kw):
+            if self.used:
+                raise RuntimeError("already used")
+            self.used.append(1)
+            return super().fuse(problem, **kw)
+
+    failed = _failed(checks.run_checks(Stateful, only=("output", "determinism")))
+    assert set(failed) == {"determinism"}
+    assert "a second one did not" in failed["determinism"].message
 
 
 def test_bad_metadata_and_resources_are_reported_together():
