@@ -13,13 +13,13 @@ rule evaluate:
     conda:
         "../envs/hmifbench.yaml"
     group:
-        "fuse_evaluate"
+        lambda wc: fuse_group(wc.entry)
     params:
         profile=config["metrics"]["profile"],
         crop=config["metrics"]["crop"],
         data_range=config["metrics"]["data_range"],
     resources:
-        mem_mb=2000,
+        mem_mb=lambda wc, attempt: 2000 * attempt,
         runtime=10,
     shell:
         "hmifbench evaluate {input.run} --reference {input.reference} "

@@ -58,7 +58,7 @@ for _entry in ENTRIES.values():
         conda:
             "../envs/hmifbench.yaml"
         group:
-            "fuse_evaluate"
+            fuse_group(_entry.name)
         threads: _entry.threads
         resources:
             gpu=_entry.gpu,
@@ -70,5 +70,5 @@ for _entry in ENTRIES.values():
             state=lambda wc, input: f"--state $(dirname {input.state})" if input.state else "",
         shell:
             "hmifbench fuse {params.method} $(dirname {input.truth}) -o $(dirname {output}) "
-            "{params.state} {params.args} --on-error=record --config-hash={CONFIG_HASH} "
+            "{params.state} {params.args} --on-error=record --config-hash=$HMIFBENCH_CONFIG_HASH "
             "> {log} 2>&1"

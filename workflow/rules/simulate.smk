@@ -12,10 +12,12 @@ rule simulate_pair:
         "results/logs/simulate/{dataset}/{degradation}/{scene}.log",
     conda:
         "../envs/hmifbench.yaml"
+    group:
+        "prepare_simulate"
     params:
         seed=config["seed"],
     resources:
-        mem_mb=4000,
+        mem_mb=lambda wc, attempt: 4000 * attempt,
         runtime=10,
     shell:
         "hmifbench simulate {input} {wildcards.degradation} -o $(dirname {output.truth}) "
