@@ -179,7 +179,6 @@ class Run:
     fit_s: float = 0.0
     fuse_s: float = 0.0
     inputs_changed: list[str] = field(default_factory=list)
-    shape: tuple = ()
 
     @property
     def ok(self) -> bool:
@@ -199,14 +198,25 @@ def _where(err: BaseException) -> str:
     return f" (at {Path(f.filename).name}:{f.lineno} in {f.name})"
 
 
-def _scramble_global_rngs(salt: int) -> None:
-    """Give global random states run-specific values, so a method that draws from them
-    without seeding them gives different outputs in two runs (which the checks detect)."""
+@contextlib.contextmanager
+def _scrambled_global_rngs(salt: int):
+    """Give the global random states run-specific values, so that a method drawing from them
+    without seeding them gives different outputs in two runs (which the checks detect); the
+    caller's states are restored afterwards."""
+    saved_np, saved_py = np.random.get_state(), random.getstate()
+    torch = sys.modules.get("torch")
+    saved_torch = torch.get_rng_state() if torch is not None else None
     np.random.seed(9000 + salt)
     random.seed(9000 + salt)
-    torch = sys.modules.get("torch")
     if torch is not None:
         torch.manual_seed(9000 + salt)
+    try:
+        yield
+    finally:
+        np.random.set_state(saved_np)
+        random.setstate(saved_py)
+        if saved_torch is not None:
+            torch.set_rng_state(saved_torch)
 
 
 def _cuda_initialized() -> bool:
@@ -267,25 +277,28 @@ class Context:
         problem, _ = self.problem(key, setting)
         given = _copy_problem(problem)
         run = Run()
-        _scramble_global_rngs(repeat)
         try:
-            method = self.cls(**self.params)
-            if self.trains():
-                pairs = [_copy_problem(q) for q in self.train_problems(key, setting)]
-                workdir = Path(self._tmp.name) / f"fit-{key}-{setting}-{seed}-{repeat}"
-                workdir.mkdir(parents=True, exist_ok=True)
-                t0 = time.perf_counter()
-                run.state = method.fit(pairs, seed=seed, device=self.device, workdir=workdir)
-                run.fit_s = time.perf_counter() - t0
-            method.check_problem(given)  # as the workflow does before fuse
-            t0 = time.perf_counter()
-            run.result = method.fuse(given, state=run.state, seed=seed, device=self.device)
-            run.fuse_s = time.perf_counter() - t0
+            with _scrambled_global_rngs(repeat):
+                self._fit_and_fuse(run, given, key, setting, seed, repeat)
         except Exception as err:
             run.error, run.where = err, _where(err)
         run.inputs_changed = [n for n in ("lr_hsi", "hr_msi")
                               if not np.array_equal(getattr(given, n), getattr(problem, n))]
         return run
+
+    def _fit_and_fuse(self, run: Run, given, key, setting, seed, repeat) -> None:
+        method = self.cls(**self.params)
+        if self.trains():
+            pairs = [_copy_problem(q) for q in self.train_problems(key, setting)]
+            workdir = Path(self._tmp.name) / f"fit-{key}-{setting}-{seed}-{repeat}"
+            workdir.mkdir(parents=True, exist_ok=True)
+            t0 = time.perf_counter()
+            run.state = method.fit(pairs, seed=seed, device=self.device, workdir=workdir)
+            run.fit_s = time.perf_counter() - t0
+        method.check_problem(given)  # as the workflow does before fuse
+        t0 = time.perf_counter()
+        run.result = method.fuse(given, state=run.state, seed=seed, device=self.device)
+        run.fuse_s = time.perf_counter() - t0
 
     def close(self) -> None:
         self._tmp.cleanup()
@@ -539,8 +552,11 @@ def _output_problems(run: Run, problem) -> list[tuple[str, str]]:
     from hmifbench.methods.base import Fused
 
     if not run.ok:
-        return [(f"fuse raised {run.describe_error()}", "see the error above; "
-                 "run it by hand with hmifbench.checks.make_problem")]
+        if isinstance(run.error, TypeError) and "workdir" in str(run.error):
+            return [(f"fit raised {run.describe_error()}", "fit() must accept workdir=None "
+                     "(the workflow passes the model folder for checkpoints)")]
+        return [(f"fit/fuse raised {run.describe_error()}", "see the error; reproduce it with "
+                 "problem, reference = hmifbench.checks.make_problem(32, 32, 16)")]
     if not isinstance(run.result, Fused):
         return [(f"fuse() returned {type(run.result).__name__}",
                  "return hmifbench.methods.Fused(hr_hsi, ...)")]

@@ -154,6 +154,39 @@ class UnstorableExtras(Good):
         return Fused(super().fuse(problem, **kw).hr_hsi, extras={"solver": object()})
 
 
+class Trained(Good):
+    """Learns a gain on the train pairs (a correct dataset-trained method)."""
+
+    name = "trained"
+    training = "dataset"
+
+    def fit(self, pairs, *, seed=0, device="auto", progress=None, workdir=None):
+        return {"gain": float(np.mean([q.lr_hsi.mean() for q in pairs]) > 0)}
+
+    def fuse(self, problem, *, state=None, **kw):
+        if state is None:
+            raise InputError("trained needs the state returned by fit()")
+        return Fused(state["gain"] * super().fuse(problem, **kw).hr_hsi)
+
+
+class FitWithoutWorkdir(Trained):
+    """fit() without the workdir argument the workflow passes."""
+
+    name = "fit_without_workdir"
+
+    def fit(self, pairs, *, seed=0, device="auto", progress=None):
+        return {"gain": 1.0}
+
+
+class StateNotJSON(Trained):
+    """Returns a model object as the state."""
+
+    name = "state_not_json"
+
+    def fit(self, pairs, **kw):
+        return {"gain": 1.0, "model": object()}
+
+
 def _statuses(report):
     return {r.name: r.status for r in report.results}
 
@@ -165,7 +198,7 @@ def _failed(report):
 # ----------------------------------------------------------------------------- correct methods
 
 
-@pytest.mark.parametrize("cls", [Good, GoodKnown])
+@pytest.mark.parametrize("cls", [Good, GoodKnown, Trained])
 def test_correct_methods_pass_every_check(cls):
     report = check_method(cls, skip=FAST)
     assert report.ok
@@ -203,6 +236,8 @@ def test_parametrize_with_checks_names_cases_and_fails_with_the_fix():
     (ModifiesInput, "inputs", "modified problem.lr_hsi in place", "work on a copy"),
     (SwallowsParams, "params", "an unknown parameter was accepted silently", "super()"),
     (UnstorableExtras, "result", "extras cannot be written to JSON", "store its path"),
+    (FitWithoutWorkdir, "output", "unexpected keyword argument 'workdir'", "fit() must accept workdir=None"),
+    (StateNotJSON, "result", "the state returned by fit\\(\\) cannot be written to JSON", "store its path"),
 ])
 def test_broken_methods_fail_the_right_check_with_a_fix(cls, check, message, fix):
     report = checks.run_checks(cls, skip=FAST)
@@ -435,3 +470,11 @@ def test_builtin_modules_import_nothing_heavy():
     heavy = {m: f for m, f in footprint.items() if f.get("heavy") or f.get("error")}
     assert len(footprint) == len({c.__module__ for c in classes})
     assert not heavy, heavy
+
+
+def test_checks_leave_the_callers_global_random_state_alone():
+    np.random.seed(5)
+    expected = np.random.rand()
+    np.random.seed(5)
+    checks.run_checks(Nondeterministic, only=("output", "determinism"))
+    assert np.random.rand() == expected
