@@ -67,13 +67,28 @@ def _centres(x: np.ndarray) -> np.ndarray:
     return x[::step, ::step].mean(axis=(0, 1), dtype=np.float64).astype(x.dtype)
 
 
-def _plane_means(q: np.ndarray) -> np.ndarray:
-    """Mean of each plane of q (g, r, c): float32 row sums, float64 across rows."""
-    return q.sum(axis=2).sum(axis=1, dtype=np.float64) / (q.shape[1] * q.shape[2])
+#: Rows of the filtered maps combined at a time (keeps the formula's temporaries in cache).
+FORMULA_ROWS = 48
 
 
 def _index_band_means(f: np.ndarray, c: np.ndarray, spec: WindowSpec) -> np.ndarray:
-    """Mean over the valid window positions of the SSIM/UIQI map, per band.
+    """Mean over the valid window positions of the SSIM/UIQI map, per band (see
+    :func:`_index_band_sums`)."""
+    if spec.drop_last:
+        f = f[..., :-1, :-1]
+    rows = f.shape[2]
+    total = np.zeros(f.shape[1])
+    for r0 in range(0, rows, FORMULA_ROWS):
+        total += _index_band_sums(f[:, :, r0:r0 + FORMULA_ROWS], c, spec)
+    return total / (rows * f.shape[3])
+
+
+def _plane_sums(q: np.ndarray) -> np.ndarray:
+    return q.sum(axis=2).sum(axis=1, dtype=np.float64)
+
+
+def _index_band_sums(f: np.ndarray, c: np.ndarray, spec: WindowSpec) -> np.ndarray:
+    """Sum over window positions of the SSIM/UIQI map, per band.
 
     ``f`` is (4, g, r, q): windowed means of p, d, p², d² where p = x̃ + ỹ, d = x̃ − ỹ and
     x̃ = x − c, ỹ = y − c. In these terms (S = μx + μy, D = μx − μy, Vp = var(x + y),
@@ -83,14 +98,12 @@ def _index_band_means(f: np.ndarray, c: np.ndarray, spec: WindowSpec) -> np.ndar
         2σxy = (Vp − Vd)/2,    σx² + σy² = (Vp + Vd)/2,
 
     which needs fewer operations than the x/y form and is exactly symmetric: x == y gives
-    D = Vd = 0, hence an index of exactly 1.
+    D = Vd = 0, hence an index of exactly 1. Returns the per-band *sums* of the map.
     """
-    if spec.drop_last:
-        f = f[..., :-1, :-1]
     fp, fd, fpp, fdd = f[0], f[1], f[2], f[3]
     cc = c[:, None, None]
     if spec.formula == "sewar":
-        return _plane_means(_sewar_uqi_map(fp, fd, fpp, fdd, cc, spec.kernel.size ** 2))
+        return _plane_sums(_sewar_uqi_map(fp, fd, fpp, fdd, cc, spec.kernel.size ** 2))
     s = fp + 2 * cc                      # S = μx + μy
     s *= s                               # S²
     d2 = fd * fd                         # D²
@@ -115,8 +128,8 @@ def _index_band_means(f: np.ndarray, c: np.ndarray, spec: WindowSpec) -> np.ndar
         lum_num *= cs_num
         lum_den *= cs_den
         lum_num /= lum_den
-        return _plane_means(lum_num)
-    return _plane_means(_uiqi_map(lum_num, lum_den, cs_num, cs_den, fpp, fdd, cc, fp))
+        return _plane_sums(lum_num)
+    return _plane_sums(_uiqi_map(lum_num, lum_den, cs_num, cs_den, fpp, fdd, cc, fp))
 
 
 def _uiqi_map(lum_num, lum_den, cs_num, cs_den, fpp, fdd, cc, fp):
@@ -126,13 +139,20 @@ def _uiqi_map(lum_num, lum_den, cs_num, cs_den, fpp, fdd, cc, fp):
     # "Zero" means zero up to the rounding of the subtraction that produced the value: a
     # flat window gives σx² + σy² ≈ eps·E[p² + d²], not exactly 0.
     tiny = 16 * np.finfo(cs_den.dtype).eps
-    flat = cs_den <= tiny * (fpp + fdd)
-    level2 = fpp + fdd + 4 * cc * cc + 4 * np.abs(cc * fp)     # ≥ E[(x+y)² + (x−y)²]
-    dark = lum_den <= tiny * tiny * level2
+    moment2 = fpp + fdd
+    # cheap global tests first: in most images no window is flat or dark
+    maybe_flat = cs_den.min() <= tiny * moment2.max()
+    level2 = None
+    maybe_dark = False
+    if lum_den.min() <= tiny * tiny * (moment2.max() + 8 * float(np.max(cc * cc + np.abs(cc * fp)))):
+        level2 = moment2 + 4 * cc * cc + 4 * np.abs(cc * fp)     # ≥ E[(x+y)² + (x−y)²]
+        maybe_dark = True
     with np.errstate(divide="ignore", invalid="ignore"):
         q = lum_num * cs_num
         q /= lum_den * cs_den
-        if flat.any() or dark.any():
+        if maybe_flat or maybe_dark:
+            flat = cs_den <= tiny * moment2
+            dark = lum_den <= tiny * tiny * level2 if maybe_dark else np.zeros_like(flat)
             np.copyto(q, lum_num / lum_den, where=flat & ~dark)
             np.copyto(q, cs_num / cs_den, where=dark & ~flat)
             q[flat & dark] = 1.0
