@@ -51,12 +51,22 @@ def _band_block(weights: tuple, tile: int, dtype: str) -> np.ndarray:
     return block
 
 
-def _tile(k: int, n_other: int) -> int:
-    """Output samples per tile: as many as keep one product below the threading threshold."""
-    t = 8
-    while (t + 8) * (t + 8 + k - 1) * n_other <= _MAX_GEMM and t < 64:
-        t += 8
-    return t
+def _plan(k: int, n_other: int, tile: int) -> tuple[int, int]:
+    """(output samples per tile, samples of the other axis per product): the preferred tile,
+    with the other axis split so that one product stays below the threading threshold."""
+    while tile > 1 and tile * (tile + k - 1) * 32 > _MAX_GEMM:
+        tile //= 2
+    chunk = _MAX_GEMM // (tile * (tile + k - 1))
+    if chunk < n_other:
+        chunk = max(32, chunk // 32 * 32)
+    return tile, min(chunk, n_other)
+
+
+# Preferred tiles, measured on 2 cores for 7–32-tap windows (benchmarks/bench_metrics.py):
+# the row pass is fastest with small tiles; the column pass, whose second operand BLAS must
+# transpose while packing, with 16.
+_ROW_TILE = 8
+_COL_TILE = 16
 
 
 def _check(n: int, k: int) -> int:
@@ -69,12 +79,15 @@ def filter_rows(a: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """Valid correlation along axis −2 of a stack of planes ``a`` (..., rows, cols)."""
     k = weights.size
     n_out = _check(a.shape[-2], k)
-    tile = _tile(k, a.shape[-1])
+    cols = a.shape[-1]
+    tile, chunk = _plan(k, cols, _ROW_TILE)
     block = _band_block(tuple(float(v) for v in weights), tile, a.dtype.str)
-    out = np.empty(a.shape[:-2] + (n_out, a.shape[-1]), dtype=a.dtype)
+    out = np.empty(a.shape[:-2] + (n_out, cols), dtype=a.dtype)
     for t0 in range(0, n_out, tile):
         m = min(tile, n_out - t0)
-        np.matmul(block[:m, :m + k - 1], a[..., t0:t0 + m + k - 1, :], out=out[..., t0:t0 + m, :])
+        b = block[:m, :m + k - 1]
+        for c0 in range(0, cols, chunk):
+            np.matmul(b, a[..., t0:t0 + m + k - 1, c0:c0 + chunk], out=out[..., t0:t0 + m, c0:c0 + chunk])
     return out
 
 
@@ -84,13 +97,16 @@ def filter_cols_transposed(a: np.ndarray, weights: np.ndarray) -> np.ndarray:
     reads the strided slab as a transposed operand)."""
     k = weights.size
     n_out = _check(a.shape[-1], k)
-    tile = _tile(k, a.shape[-2])
+    rows = a.shape[-2]
+    tile, chunk = _plan(k, rows, _COL_TILE)
     block = _band_block(tuple(float(v) for v in weights), tile, a.dtype.str)
-    out = np.empty(a.shape[:-2] + (n_out, a.shape[-2]), dtype=a.dtype)
+    out = np.empty(a.shape[:-2] + (n_out, rows), dtype=a.dtype)
     for t0 in range(0, n_out, tile):
         m = min(tile, n_out - t0)
-        np.matmul(block[:m, :m + k - 1], a[..., :, t0:t0 + m + k - 1].swapaxes(-1, -2),
-                  out=out[..., t0:t0 + m, :])
+        b = block[:m, :m + k - 1]
+        for r0 in range(0, rows, chunk):
+            np.matmul(b, a[..., r0:r0 + chunk, t0:t0 + m + k - 1].swapaxes(-1, -2),
+                      out=out[..., t0:t0 + m, r0:r0 + chunk])
     return out
 
 

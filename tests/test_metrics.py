@@ -335,3 +335,21 @@ def test_worked_example_in_docs_is_what_the_code_computes():
     assert len(rows) == sum(len(r) for r in results.values())
     for profile, key, value in rows:
         assert results[profile][key] == pytest.approx(value, abs=6e-7), (profile, key)
+
+
+@pytest.mark.parametrize("max_gemm", [240_000, 3_000])
+def test_banded_filters_match_scipy(monkeypatch, max_gemm):
+    from scipy import ndimage
+
+    from hmifbench.metrics import _windows as W
+
+    monkeypatch.setattr(W, "_MAX_GEMM", max_gemm)      # small: forces tiles and chunks to split
+    a = np.random.default_rng(4).random((2, 3, 45, 70))
+    for w in (W.gaussian_kernel(1.5), W.box_kernel(32), W.box_kernel(7)):
+        k = w.size
+        # scipy centres a k-tap window on tap k//2: full[i + k//2] is the valid output i
+        full = ndimage.correlate1d(ndimage.correlate1d(a, w, axis=-1), w, axis=-2)
+        lo = k // 2
+        expected = full[..., lo:lo + 45 - k + 1, lo:lo + 70 - k + 1]
+        got = W.filter2_valid(a, w).swapaxes(-1, -2)
+        np.testing.assert_allclose(got, expected, atol=1e-12)
