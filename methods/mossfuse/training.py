@@ -1,0 +1,312 @@
+"""Training and inference of MossFuse: patch sampling, augmentation, the update step,
+resumable checkpoints and the forward pass on a whole scene.
+
+Sampling follows the released ``dataset.py``: every scene is cut into a fixed grid of
+``patch_size`` HR patches at ``patch_stride`` (with the LR patch cut at the same place,
+``patch_size / s`` and ``patch_stride / s`` on the LR grid), each sample gets a random rot90
+(0–3 quarter turns), vertical flip and horizontal flip, and batches are drawn in the grid's
+order (``shuffle=False``, as released) or a seeded permutation per epoch.
+
+The sample stream is a pure function of (seed, iteration): batch t holds the stream items
+``t·batch … t·batch + batch − 1``, item j lies in epoch ``j // n`` at position ``j % n``, and
+its augmentation comes from a generator seeded with (seed, j). Resuming from a checkpoint
+therefore needs only the iteration count, and an interrupted-then-resumed run equals an
+uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from hmifbench.errors import InputError
+from hmifbench.methods.mossfuse.losses import (aggregation_loss, degradation_loss,
+                                               self_supervised_loss, subspace_clustering_loss)
+from hmifbench.methods.mossfuse.network import MossFuseNet
+
+CHECKPOINT_FORMAT = "hmifbench.mossfuse.checkpoint/1"
+MODEL_FORMAT = "hmifbench.mossfuse.model/1"
+
+#: Params fields that do not change what training computes (budget, I/O); everything else
+#: must match for a checkpoint to be resumed.
+_NOT_IN_SIGNATURE = ("iterations", "epochs", "checkpoint_dir", "checkpoint_every", "mode")
+
+
+def resolve_device(device) -> torch.device:
+    """``"auto"`` → CUDA when available, else CPU; anything else as given."""
+    if device is None or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"device {device!r} was requested but CUDA is not available")
+    return dev
+
+
+@dataclass
+class Scene:
+    """One training/inference pair as (C, H, W) float32 tensors."""
+
+    msi: torch.Tensor
+    lr_hsi: torch.Tensor
+
+
+def to_scene(problem) -> Scene:
+    """(rows, cols, bands) numpy → (bands, rows, cols) tensors."""
+    msi = torch.from_numpy(np.ascontiguousarray(problem.hr_msi.transpose(2, 0, 1), dtype=np.float32))
+    lr = torch.from_numpy(np.ascontiguousarray(problem.lr_hsi.transpose(2, 0, 1), dtype=np.float32))
+    return Scene(msi, lr)
+
+
+def fingerprint(problems) -> str:
+    """SHA-1 of the inputs' shapes and bytes (identifies the data a checkpoint was made from)."""
+    h = hashlib.sha1()
+    for p in problems:
+        for a in (p.lr_hsi, p.hr_msi):
+            h.update(str(a.shape).encode())
+            h.update(np.ascontiguousarray(a, dtype=np.float32).tobytes())
+        h.update(f"{p.scale},{p.offset}".encode())
+    return h.hexdigest()
+
+
+def grid_starts(size: int, patch: int, stride: int) -> list[int]:
+    """Patch origins 0, stride, 2·stride, … ≤ size − patch; the last origin ``size − patch`` is
+    added when the stride does not land on it, so the grid covers the image."""
+    starts = list(range(0, size - patch + 1, stride))
+    if starts[-1] != size - patch:
+        starts.append(size - patch)
+    return starts
+
+
+def effective_patch(scenes, patch_size: int, scale: int) -> tuple[int, int]:
+    """The HR patch (rows, cols): ``patch_size`` clamped to the smallest scene."""
+    rows = min(min(s.msi.shape[1] for s in scenes), patch_size)
+    cols = min(min(s.msi.shape[2] for s in scenes), patch_size)
+    return rows, cols
+
+
+class PatchSampler:
+    """Deterministic stream of augmented (HR-MSI, LR-HSI) patch batches; see module notes."""
+
+    def __init__(self, scenes, scale, patch_size, patch_stride, batch_size, shuffle, seed,
+                 augmentation=True):
+        self.scenes, self.scale, self.batch_size = scenes, scale, batch_size
+        self.shuffle, self.seed, self.augmentation = shuffle, seed, augmentation
+        self.rows, self.cols = effective_patch(scenes, patch_size, scale)
+        self.items = []  # (scene index, HR row, HR col)
+        for i, s in enumerate(scenes):
+            for r in grid_starts(s.msi.shape[1], self.rows, patch_stride):
+                for c in grid_starts(s.msi.shape[2], self.cols, patch_stride):
+                    self.items.append((i, r, c))
+        self._order_epoch, self._order = -1, None
+
+    def __len__(self):
+        return len(self.items)
+
+    def _epoch_order(self, epoch: int):
+        if epoch != self._order_epoch:
+            n = len(self.items)
+            self._order = (np.random.default_rng([self.seed, 0, epoch]).permutation(n)
+                           if self.shuffle else np.arange(n))
+            self._order_epoch = epoch
+        return self._order
+
+    def sample(self, j: int):
+        """Stream item j: (msi (b, P, P), lr (B, P/s, P/s)) after augmentation."""
+        n = len(self.items)
+        i, r, c = self.items[self._epoch_order(j // n)[j % n]]
+        s = self.scale
+        scene = self.scenes[i]
+        msi = scene.msi[:, r:r + self.rows, c:c + self.cols]
+        lr = scene.lr_hsi[:, r // s:(r + self.rows) // s, c // s:(c + self.cols) // s]
+        if not self.augmentation:
+            return msi, lr
+        rng = np.random.default_rng([self.seed, 1, j])
+        # Quarter turns would change a non-square patch's shape: only half turns then.
+        turns = int(rng.integers(4)) if self.rows == self.cols else 2 * int(rng.integers(2))
+        vflip, hflip = bool(rng.integers(2)), bool(rng.integers(2))
+        return augment(msi, turns, vflip, hflip), augment(lr, turns, vflip, hflip)
+
+    def batch(self, t: int):
+        items = [self.sample(t * self.batch_size + k) for k in range(self.batch_size)]
+        return torch.stack([m for m, _ in items]), torch.stack([x for _, x in items])
+
+
+def augment(x: torch.Tensor, turns: int, vflip: bool, hflip: bool) -> torch.Tensor:
+    """rot90 ``turns`` times, then flip rows and/or columns, on a (C, H, W) tensor."""
+    if turns:
+        x = torch.rot90(x, turns, dims=(1, 2))
+    if vflip:
+        x = torch.flip(x, dims=(1,))
+    if hflip:
+        x = torch.flip(x, dims=(2,))
+    return x
+
+
+def build_model(config: dict) -> MossFuseNet:
+    return MossFuseNet(**config)
+
+
+def _fast(x: torch.Tensor) -> torch.Tensor:
+    """Channels-last layout: the network's pointwise products and depthwise convolutions run
+    on it without layout conversions (see ``network.pointwise``)."""
+    return x.contiguous(memory_format=torch.channels_last)
+
+
+def make_optimizer(model: MossFuseNet, p) -> torch.optim.Optimizer:
+    """Adam (β = 0.9, 0.999, no weight decay); the PSF/SRF parameters form their own group so
+    they may use ``lr_degradation``. The multi-tensor ("foreach") update is the same
+    arithmetic as the per-parameter loop, in far fewer operator calls on CPU."""
+    deg = list(model.degradation.parameters())
+    ids = {id(q) for q in deg}
+    net = [q for q in model.parameters() if id(q) not in ids]
+    lr_deg = p.lr_degradation if p.lr_degradation > 0 else p.lr
+    return torch.optim.Adam([{"params": net, "lr": p.lr, "base_lr": p.lr},
+                             {"params": deg, "lr": lr_deg, "base_lr": lr_deg}],
+                            betas=(0.9, 0.999), weight_decay=0.0, foreach=True)
+
+
+def set_learning_rate(optimizer, p, t: int, total: int) -> None:
+    """Constant, or cosine annealing of every group from its base rate down to
+    ``base · lr_min / lr`` at the last iteration."""
+    if p.lr_schedule == "cosine" and total > 1:
+        floor = p.lr_min / p.lr
+        factor = floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * t / (total - 1)))
+    else:
+        factor = 1.0
+    for g in optimizer.param_groups:
+        g["lr"] = g["base_lr"] * factor
+
+
+def compute_losses(model: MossFuseNet, msi, lr_hsi, p) -> dict:
+    """Forward pass and the weighted losses; ``total`` is what one backward pass minimises."""
+    decoders = p.sct_weight > 0
+    out = model(msi, lr_hsi, decoders=decoders)
+    s, off = model.scale, model.degradation.offset
+    terms = {"de": degradation_loss(out)}
+    if p.sc_weight > 0 and model.decoupling:
+        terms["sc"] = subspace_clustering_loss(out["fys"], out["fyc"], out["fxs"], out["fxc"])
+    if decoders:
+        terms["sct"] = self_supervised_loss(out, msi, lr_hsi, model.upsample, s, off)
+    if p.ma_weight > 0:
+        terms["ma"] = aggregation_loss(out, msi, lr_hsi, s, off)
+    weights = {"sc": p.sc_weight, "sct": p.sct_weight, "de": p.de_weight, "ma": p.ma_weight}
+    terms["total"] = sum(weights[k] * v for k, v in terms.items())
+    return terms
+
+
+def train_step(model, optimizer, msi, lr_hsi, p) -> dict:
+    """One Adam step on the weighted sum; returns the loss values as floats."""
+    terms = compute_losses(model, msi, lr_hsi, p)
+    optimizer.zero_grad(set_to_none=True)
+    terms["total"].backward()
+    optimizer.step()
+    return {k: float(v.detach()) for k, v in terms.items()}
+
+
+def total_iterations(p, n_patches: int) -> int:
+    """``iterations`` when > 0, else ``epochs × max(1, n_patches // batch_size)``
+    (the released loader drops the last incomplete batch)."""
+    if p.iterations > 0:
+        return p.iterations
+    return p.epochs * max(1, n_patches // p.batch_size)
+
+
+def signature(p, seed: int, config: dict, data: str) -> dict:
+    """What must match for a checkpoint to be resumed."""
+    from dataclasses import asdict
+
+    params = {k: v for k, v in asdict(p).items() if k not in _NOT_IN_SIGNATURE}
+    return {"seed": int(seed), "config": dict(config), "params": params, "data": data}
+
+
+def _save_atomic(obj, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".{os.getpid()}.part")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def _progress_bar(progress, total: int, start: int, desc: str):
+    """A tqdm bar when ``progress`` is True, or None and stderr is a terminal."""
+    show = progress if isinstance(progress, bool) else (progress is None and sys.stderr.isatty())
+    if not show:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=start, desc=desc, unit="it", dynamic_ncols=True, leave=False)
+
+
+def train(model: MossFuseNet, scenes, p, *, seed: int, device: torch.device, progress=None,
+          checkpoint: Path | None = None, sig: dict | None = None, desc: str = "mossfuse") -> dict:
+    """Train ``model`` in place on patches of ``scenes``; resumable through ``checkpoint``.
+
+    ``progress``: True/False/None (see :func:`_progress_bar`), or a callable
+    ``progress(iteration, total, losses)`` called after every step.
+    Returns ``{"iterations": …, "losses": {…}, "resumed_from": …}``.
+    """
+    scale = model.scale
+    sampler = PatchSampler(scenes, scale, p.patch_size, p.patch_stride, p.batch_size,
+                           p.shuffle, seed, p.augment)
+    total = total_iterations(p, len(sampler))
+    model.to(device=device, memory_format=torch.channels_last).train()
+    optimizer = make_optimizer(model, p)
+    start, losses = 0, {}
+    if checkpoint is not None and checkpoint.exists():
+        state = torch.load(checkpoint, map_location=device, weights_only=True)
+        if state.get("format") != CHECKPOINT_FORMAT or state.get("signature") != sig:
+            raise InputError(f"checkpoint {checkpoint} was written by a different configuration, "
+                             "seed or data; remove it or choose another checkpoint directory")
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        start, losses = int(state["iteration"]), dict(state.get("losses", {}))
+    resumed_from = start
+    bar = _progress_bar(progress, total, start, desc)
+    for t in range(start, total):
+        set_learning_rate(optimizer, p, t, total)
+        msi, lr_hsi = sampler.batch(t)
+        losses = train_step(model, optimizer, _fast(msi.to(device)), _fast(lr_hsi.to(device)), p)
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix({k: f"{v:.4f}" for k, v in losses.items()}, refresh=False)
+        done = t + 1
+        if checkpoint is not None and (done % p.checkpoint_every == 0 or done == total):
+            _save_atomic({"format": CHECKPOINT_FORMAT, "signature": sig, "iteration": done,
+                          "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                          "losses": losses}, checkpoint)
+        if callable(progress) and not isinstance(progress, bool):
+            progress(done, total, losses)
+    if bar is not None:
+        bar.close()
+    return {"iterations": total, "losses": losses, "resumed_from": resumed_from}
+
+
+def predict(model: MossFuseNet, scene: Scene, device: torch.device) -> np.ndarray:
+    """One forward pass of the inference path on a whole scene (eval mode: BatchNorm uses its
+    running statistics); (H, W, B) float32."""
+    model.to(device=device, memory_format=torch.channels_last).eval()
+    with torch.inference_mode():
+        out = model.fuse(_fast(scene.msi[None].to(device)), _fast(scene.lr_hsi[None].to(device)))
+    return out[0].permute(1, 2, 0).float().cpu().numpy()
+
+
+def estimated_degradation(model: MossFuseNet) -> dict:
+    """The estimated PSF (k × k, sums to 1) and SRF (b × B: entries clipped at 0, rows
+    renormalised to 1), float64, plus the Gaussian's covariance and the raw SRF minimum."""
+    deg = model.degradation
+    with torch.no_grad():
+        psf = deg.psf_kernel().double().cpu().numpy()
+        srf_raw = deg.srf_matrix().double().cpu().numpy()
+        cov = deg.psf_covariance().double().cpu().numpy()
+    psf = psf / psf.sum()
+    srf = np.clip(srf_raw, 0.0, None)
+    srf = srf / srf.sum(axis=1, keepdims=True)
+    return {"psf": psf, "srf": srf, "covariance": cov, "srf_raw_min": float(srf_raw.min())}
+
+
