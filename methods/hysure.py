@@ -291,6 +291,12 @@ def estimate_degradation(lr_hsi, hr_msi, scale: int, psf_size: Optional[int] = N
 # ------------------------------------------------------------------------------------------
 
 def _workers() -> int:
+    """FFT threads: OMP_NUM_THREADS when set (what a scheduler grants a job), else the CPUs
+    this process may run on."""
+    try:
+        return max(1, int(os.environ["OMP_NUM_THREADS"]))
+    except (KeyError, ValueError):
+        pass
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not Linux
@@ -313,7 +319,7 @@ def _kernel_image(psf: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 def hysure_fuse(lr_hsi: np.ndarray, hr_msi: np.ndarray, psf: np.ndarray, srf: np.ndarray,
                 scale: int, offset: int, *, subspace_dim: int = 10, lambda_phi: float = 5e-4,
                 lambda_m: float = 1.0, mu: float = 0.05, iterations: int = 200,
-                boundary: str = "unknown", init: str = "zeros",
+                boundary: str = "unknown", init: str = "interpolated",
                 progress=None) -> tuple[np.ndarray, dict]:
     """Solve HySure's convex problem by ADMM (SALSA) and return the (H, W, B) estimate.
 
@@ -347,8 +353,12 @@ def hysure_fuse(lr_hsi: np.ndarray, hr_msi: np.ndarray, psf: np.ndarray, srf: np
     """
     from scipy import fft
 
-    yh = np.asarray(lr_hsi, dtype=np.float64)
-    ym = np.asarray(hr_msi, dtype=np.float64)
+    checked = FusionProblem(lr_hsi, hr_msi, scale, psf=psf, srf=srf, offset=offset)
+    psf, srf = checked.psf, checked.srf
+    if psf is None or srf is None:
+        raise InputError("hysure_fuse needs a PSF and an SRF (see estimate_degradation)")
+    yh = checked.lr_hsi.astype(np.float64)
+    ym = checked.hr_msi.astype(np.float64)
     h, w, B = yh.shape
     H, W, b = ym.shape
     s, off = int(scale), int(offset)
@@ -389,7 +399,7 @@ def hysure_fuse(lr_hsi: np.ndarray, hr_msi: np.ndarray, psf: np.ndarray, srf: np
     ety = (E.T @ yh_mat).reshape(p, h, w).astype(f32)
     re = np.asarray(srf, dtype=np.float64) @ E  # (b, p)
     v2_matrix = np.linalg.inv(lambda_m * re.T @ re + mu * np.eye(p)).astype(f32)
-    ertym = (lambda_m * re.T @ ym.reshape(-1, b).T).reshape(p, H, W).astype(f32)
+    ertym = _small_left_matmul(lambda_m * re.T, ym.reshape(-1, b).T).reshape(p, H, W).astype(f32)
 
     X = np.zeros((p, Hp, Wp), dtype=f32)
     if init == "interpolated":
@@ -397,7 +407,7 @@ def hysure_fuse(lr_hsi: np.ndarray, hr_msi: np.ndarray, psf: np.ndarray, srf: np
 
         up = upsample_cubic(yh, s, off).astype(np.float64)
         up = np.pad(up, ((margin, Hp - H - margin), (margin, Wp - W - margin), (0, 0)), mode="edge")
-        X = (E.T @ up.reshape(-1, B).T).reshape(p, Hp, Wp).astype(f32)
+        X = _small_left_matmul(E.T, up.reshape(-1, B).T).reshape(p, Hp, Wp).astype(f32)
     XB = irfft2(rfft2(X) * fb)
     V1, V2 = XB.copy(), X.copy()
     V3, V4 = np.empty_like(X), np.empty_like(X)
@@ -433,7 +443,7 @@ def hysure_fuse(lr_hsi: np.ndarray, hr_msi: np.ndarray, psf: np.ndarray, srf: np
         # V2: MSI data term inside the image; outside V2 = X − D2 and D2 stays 0.
         np.subtract(X, D2, out=V2)
         nu = V2[inside].copy()
-        V2[inside] = (v2_matrix @ (ertym + mu * nu).reshape(p, -1)).reshape(nu.shape)
+        V2[inside] = _small_left_matmul(v2_matrix, (ertym + mu * nu).reshape(p, -1)).reshape(nu.shape)
         D2[inside] = V2[inside] - nu
 
         # (V3, V4): vector soft threshold of the gradients, pixel by pixel.
@@ -457,10 +467,20 @@ def hysure_fuse(lr_hsi: np.ndarray, hr_msi: np.ndarray, psf: np.ndarray, srf: np
     gap = sum(float(np.sum((a - v) ** 2, dtype=np.float64))
               for a, v in ((XB, V1), (X, V2), (buf, V3), (buf2, V4)))
     size = sum(float(np.sum(a ** 2, dtype=np.float64)) for a in (XB, X, buf, buf2))
-    Z = (E @ X[inside].reshape(p, -1).astype(np.float64)).T.reshape(H, W, B)
+    Z = _small_left_matmul(E, X[inside].reshape(p, -1).astype(np.float64)).T.reshape(H, W, B)
     info = {"subspace_dim": p, "grid": [Hp, Wp], "margin": margin,
             "relative_primal_residual": math.sqrt(gap / max(size, 1e-300))}
     return Z.astype(np.float32), info
+
+
+def _small_left_matmul(m: np.ndarray, x: np.ndarray, cols: int = 4096) -> np.ndarray:
+    """``m @ x`` for a small (a × p) ``m`` and a wide (p × N) ``x``, in blocks of ``cols``
+    columns, each below OpenBLAS's threading threshold (threaded BLAS spins badly on an
+    oversubscribed machine for such skinny, memory-bound products)."""
+    out = np.empty((m.shape[0], x.shape[1]), dtype=np.result_type(m, x))
+    for i in range(0, x.shape[1], cols):
+        np.matmul(m, x[:, i:i + cols], out=out[:, i:i + cols])
+    return out
 
 
 def _dh(x, out):
