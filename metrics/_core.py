@@ -243,15 +243,18 @@ def _group_stats(xt, yt, c, specs, moments):
             (spp - sdd) / 4,                # Σx̃ỹ
             sdd,                            # Σ(x − y)²
         ])
+    filtered = {}       # specs with the same window share the filtered maps
     for name, spec in specs.items():
         dt = np.float64 if spec.float64 else xt.dtype
-        m = np.empty((4, g) + xt.shape[1:], dtype=dt)
-        m[0], m[1] = p, d
-        np.multiply(m[0], m[0], out=m[2])
-        np.multiply(m[1], m[1], out=m[3])
-        f = filter2_valid(m, spec.kernel.astype(dt))
-        del m
-        res[name] = _index_band_means(f, c.astype(dt), spec)
+        key = (dt, tuple(spec.kernel))
+        if key not in filtered:
+            m = np.empty((4, g) + xt.shape[1:], dtype=dt)
+            m[0], m[1] = p, d
+            np.multiply(m[0], m[0], out=m[2])
+            np.multiply(m[1], m[1], out=m[3])
+            filtered[key] = filter2_valid(m, spec.kernel.astype(dt))
+            del m
+        res[name] = _index_band_means(filtered[key], c.astype(dt), spec)
     return res
 
 
