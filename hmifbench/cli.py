@@ -76,6 +76,13 @@ def cmd_prepare(args):
     return 0
 
 
+def cmd_prepare_pair(args):
+    from hmifbench.stages import prepare_pair
+
+    print(prepare_pair(args.dataset, args.scene, args.out, root=args.root, **_options(args.option)))
+    return 0
+
+
 def cmd_simulate(args):
     from hmifbench.stages import simulate
 
@@ -185,6 +192,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--option", action="append", metavar="KEY=VALUE", help="dataset option (repeatable)")
     p.set_defaults(func=cmd_prepare)
 
+    p = sub.add_parser("prepare-pair", help="write a real (LR-HSI, HR-MSI) pair (no ground truth)")
+    p.add_argument("dataset")
+    p.add_argument("scene")
+    p.add_argument("-o", "--out", required=True, help="output pair folder")
+    p.add_argument("--root", default="resources/datasets", help="where downloaded datasets live")
+    p.add_argument("--option", action="append", metavar="KEY=VALUE", help="reader option (repeatable)")
+    p.set_defaults(func=cmd_prepare_pair)
+
     p = sub.add_parser("simulate", help="degrade a scene into an (LR-HSI, HR-MSI) pair")
     p.add_argument("scene", help="ground-truth .hdr")
     p.add_argument("protocol", help="degradation protocol name, e.g. gauss-fwhm-x8")
@@ -213,7 +228,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("evaluate", help="score one fuse output")
     p.add_argument("run", help="run.json of the fuse output")
-    p.add_argument("--reference", required=True, help="ground-truth .hdr")
+    p.add_argument("--reference", help="ground-truth .hdr; leave out for a real pair "
+                                        "(no-reference scores: D_lambda, D_s, QNR)")
     p.add_argument("--pair", required=True, help="pair folder (for the truth)")
     p.add_argument("-o", "--out", required=True, help="score .json")
     p.add_argument("--profile", default="canonical")

@@ -73,24 +73,38 @@ def validate_config(config: dict, schema_path=SCHEMA_PATH) -> dict:
     return config
 
 
+def _dataset_errors(name: str, spec: dict, config: dict) -> list[tuple[str, str]]:
+    """(key suffix, message) for each problem of one dataset entry."""
+    from hmifbench.datasets import PROTOCOLS, get_dataset
+
+    try:
+        dataset = get_dataset(name)
+    except HmifError as err:
+        return [("", str(err))]
+    errors = []
+    root = Path(config["data_root"]) / name
+    # Scene lists read from the files can only be checked once the files are there.
+    if "scenes" not in spec and ((root / "manifest.json").exists() or not dataset.splits_from_files):
+        try:
+            dataset.scenes(spec.get("split", "test"), root=root)
+        except HmifError as err:
+            errors.append(("", str(err)))
+    if "real_pairs" in spec and not hasattr(dataset, "pair"):
+        errors.append((".real_pairs", f"dataset {name!r} has no real pairs"))
+    for protocol in spec.get("degradations", []):
+        if protocol not in PROTOCOLS:
+            errors.append((".degradations", f"unknown protocol {protocol!r} "
+                                            f"(known: {', '.join(sorted(PROTOCOLS))})"))
+    return errors
+
+
 def _semantic_errors(config: dict) -> list[str]:
     from hmifbench import registry
-    from hmifbench.datasets import PROTOCOLS, get_dataset
+    from hmifbench.datasets import PROTOCOLS
 
     errors = []
     for name, ds in config["datasets"].items():
-        try:
-            dataset = get_dataset(name)
-            root = Path(config["data_root"]) / name
-            data_present = (root / "manifest.json").exists()
-            if "scenes" not in ds and (data_present or not dataset.splits_from_files):
-                dataset.scenes(ds.get("split", "test"), root=root)
-        except HmifError as err:
-            errors.append(f"config key datasets.{name}: {err}")
-        for protocol in ds.get("degradations", []):
-            if protocol not in PROTOCOLS:
-                errors.append(f"config key datasets.{name}.degradations: unknown protocol "
-                              f"{protocol!r} (known: {', '.join(sorted(PROTOCOLS))})")
+        errors += [f"config key datasets.{name}{key}: {msg}" for key, msg in _dataset_errors(name, ds, config)]
     for name in config["degradations"]:
         if name not in PROTOCOLS:
             errors.append(f"config key degradations: unknown protocol {name!r} "

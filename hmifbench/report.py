@@ -72,19 +72,16 @@ def markdown(summary: pd.DataFrame) -> str:
     lines = ["# hmifbench summary", "",
              "Mean ± std (population) over scenes; metric profile: "
              f"{', '.join(sorted(set(summary['profile'].dropna()))) or 'n/a'}. "
-             "Time in seconds (fuse only), psnr in dB, sam in degrees.", ""]
+             "fuse_s in seconds, psnr in dB, sam in degrees.", ""]
     for (dataset, degradation), part in summary.groupby(["dataset", "degradation"], sort=True):
-        lines += [f"## {dataset} — {degradation}", ""]
-        table = part.pivot_table(index="entry", columns="metric", aggfunc="first",
-                                 values=["mean", "std", "n_ok", "n_failed"])
-        metrics = list(dict.fromkeys(part["metric"]))
-        header = "| method | " + " | ".join(metrics) + " |"
-        lines += [header, "|" + "---|" * (len(metrics) + 1)]
-        for entry in table.index:
-            cells = [_cell(table.loc[entry, ("mean", m)], table.loc[entry, ("std", m)],
-                           int(table.loc[entry, ("n_ok", m)]), int(table.loc[entry, ("n_failed", m)]))
-                     for m in metrics]
-            lines.append(f"| {entry} | " + " | ".join(cells) + " |")
+        # Only the metrics this section has values for (a real pair has no-reference ones).
+        metrics = [m for m in dict.fromkeys(part["metric"]) if part.loc[part["metric"] == m, "mean"].notna().any()]
+        cells = {(r.entry, r.metric): _cell(r.mean, r.std, r.n_ok, r.n_failed) for r in part.itertuples()}
+        lines += [f"## {dataset} — {degradation}", "",
+                  "| method | " + " | ".join(metrics) + " |", "|" + "---|" * (len(metrics) + 1)]
+        for entry in dict.fromkeys(part["entry"]):
+            row = [cells.get((entry, m), "") for m in metrics] if metrics else []
+            lines.append(f"| {entry} | " + " | ".join(row or ["failed"]) + " |")
         lines.append("")
     return "\n".join(lines)
 

@@ -60,6 +60,28 @@ def simulate(scene_path, protocol: str, out_dir, seed: int = 0, scene_id: str | 
     return out / "truth.json"
 
 
+def prepare_pair(dataset: str, scene: str, out_dir, root=None, **options) -> Path:
+    """Write a *real* (LR-HSI, HR-MSI) pair of ``dataset`` (no ground truth) as a pair folder.
+
+    ``truth.json`` then holds only the scale, ``"real": true`` and the reader's options; there
+    is no PSF or SRF, so methods run blind and scores are no-reference (D_λ, D_s, QNR).
+    """
+    from hmifbench.datasets import get_dataset
+
+    ds = get_dataset(dataset)
+    if not hasattr(ds, "pair"):
+        raise InputError(f"dataset {dataset!r} has no real pairs, only cubes to simulate from")
+    folder = Path(root) / dataset if root is not None else None
+    lr, msi, scale = ds.pair(scene, root=folder, **options)
+    out = Path(out_dir)
+    write_cube(out / "lr_hsi.hdr", lr)
+    write_cube(out / "hr_msi.hdr", msi)
+    truth = {"real": True, "scale": int(scale), "offset": None, "border": "reflect101",
+             "psf": None, "srf": None, "scene": f"{dataset}/{scene}", "options": options}
+    write_json(out / "truth.json", truth)
+    return out / "truth.json"
+
+
 def load_problem(pair_dir, setting: str = "known"):
     """A :class:`~hmifbench.methods.FusionProblem` from a pair folder.
 
@@ -72,7 +94,7 @@ def load_problem(pair_dir, setting: str = "known"):
     pair_dir = Path(pair_dir)
     truth = read_json(pair_dir / "truth.json")
     lr, msi = read_cube(pair_dir / "lr_hsi.hdr"), read_cube(pair_dir / "hr_msi.hdr")
-    known = setting == "known"
+    known = setting == "known" and not truth.get("real")  # a real pair has no truth to give
     try:
         return FusionProblem(lr, msi, truth["scale"], wavelengths=lr.wavelengths,
                              psf=truth["psf"] if known else None, srf=truth["srf"] if known else None,
@@ -164,6 +186,8 @@ def evaluate(run_json, reference, pair_dir, out, profile="canonical", crop: int 
 
     A failed run gives a score record with ``status: failed`` and its error, so the tables
     can show it. Blind methods that returned a PSF/SRF get them scored against the truth.
+    A real pair (``reference=None``) is scored without reference: D_λ, D_s and QNR
+    (profile ``no-reference``).
     """
     from hmifbench import metrics
 
@@ -174,15 +198,26 @@ def evaluate(run_json, reference, pair_dir, out, profile="canonical", crop: int 
               "profile": profile, "crop": crop, "data_range": data_range, "scale": truth["scale"],
               "scores": {}, "degradation_scores": {}, "timing": run.get("timing", {}),
               "n_params": run.get("n_params"), "iterations": run.get("iterations")}
+    if reference is None:
+        record["profile"] = "no-reference"
     if run.get("status") == "ok":
-        ref = read_cube(reference)
         est = read_cube(Path(run_json).parent / run["output"])
-        record["scores"] = metrics.evaluate(ref, est, truth["scale"], profile=profile, crop=crop,
-                                            data_range=data_range)
-        record["degradation_scores"] = _degradation_scores(run, truth)
+        if reference is None:
+            record["scores"] = _no_reference_scores(est, Path(pair_dir), truth)
+        else:
+            record["scores"] = metrics.evaluate(read_cube(reference), est, truth["scale"],
+                                                profile=profile, crop=crop, data_range=data_range)
+            record["degradation_scores"] = _degradation_scores(run, truth)
     record["provenance"] = provenance()
     write_json(out, record)
     return record
+
+
+def _no_reference_scores(est, pair_dir: Path, truth: dict) -> dict:
+    from hmifbench import metrics
+
+    lr, msi = read_cube(pair_dir / "lr_hsi.hdr"), read_cube(pair_dir / "hr_msi.hdr")
+    return metrics.qnr(est, lr, msi, truth["scale"], offset=truth.get("offset"))
 
 
 def _degradation_scores(run: dict, truth: dict) -> dict:
@@ -190,8 +225,8 @@ def _degradation_scores(run: dict, truth: dict) -> dict:
     from hmifbench import metrics
 
     scores = {}
-    if run.get("psf") is not None and hasattr(metrics, "psf_error"):
+    if run.get("psf") is not None and truth.get("psf") is not None:
         scores["psf"] = metrics.psf_error(np.asarray(run["psf"]), np.asarray(truth["psf"]))
-    if run.get("srf") is not None and hasattr(metrics, "srf_error"):
+    if run.get("srf") is not None and truth.get("srf") is not None:
         scores["srf"] = metrics.srf_error(np.asarray(run["srf"]), np.asarray(truth["srf"]))
     return scores

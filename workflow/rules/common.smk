@@ -54,8 +54,9 @@ def degradations(dataset):
     return config["datasets"][dataset].get("degradations") or config["degradations"]
 
 
-def dataset_options(dataset):
-    options = config["datasets"][dataset]["options"]
+def dataset_options(dataset, real=False):
+    spec = config["datasets"][dataset]
+    options = spec["real_pairs"]["options"] if real else spec["options"]
     return " ".join(shlex.quote(f"--option={k}={json.dumps(v)}") for k, v in options.items())
 
 
@@ -108,11 +109,24 @@ def fuse_group(entry):
     return "fuse_evaluate_gpu" if ENTRIES[entry].gpu else "fuse_evaluate_cpu"
 
 
+def real_pair_scenes(dataset):
+    real = config["datasets"][dataset].get("real_pairs")
+    if real is None:
+        return []
+    return real.get("scenes") or test_scenes(dataset)
+
+
 def dataset_score_files(wildcards):
     dataset = wildcards.dataset
-    return [
+    simulated = [
         f"results/scores/{entry}/{dataset}/{degradation}/{scene}.json"
         for entry in ENTRIES
         for degradation in degradations(dataset)
         for scene in test_scenes(dataset)
     ]
+    real = [
+        f"results/scores/{entry}/{dataset}/real/{scene}.json"
+        for entry in ENTRIES
+        for scene in real_pair_scenes(dataset)
+    ]
+    return simulated + real

@@ -27,3 +27,28 @@ rule evaluate:
         "--crop {params.crop} --data-range {params.data_range} "
         "--label dataset={wildcards.dataset} --label degradation={wildcards.degradation} "
         "--label scene={wildcards.scene} > {log} 2>&1"
+
+
+rule evaluate_real:
+    input:
+        run="results/fused/{entry}/{dataset}/real/{scene}/run.json",
+        truth="results/pairs/{dataset}/real/{scene}/truth.json",
+    output:
+        "results/scores/{entry}/{dataset}/real/{scene}.json",
+    log:
+        "results/logs/evaluate/{entry}/{dataset}/real/{scene}.log",
+    conda:
+        "../envs/hmifbench.yaml"
+    group:
+        lambda wc: fuse_group(wc.entry)
+    resources:
+        mem_mb=lambda wc, attempt: 2000 * attempt,
+        runtime=10,
+    shell:
+        "hmifbench evaluate {input.run} --pair $(dirname {input.truth}) -o {output} "
+        "--label dataset={wildcards.dataset} --label degradation=real "
+        "--label scene={wildcards.scene} > {log} 2>&1"
+
+
+# The degradation 'real' names read pairs, not a simulation protocol.
+ruleorder: evaluate_real > evaluate

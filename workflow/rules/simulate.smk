@@ -22,3 +22,29 @@ rule simulate_pair:
     shell:
         "hmifbench simulate {input} {wildcards.degradation} -o $(dirname {output.truth}) "
         "--seed {params.seed} --scene-id {wildcards.dataset}/{wildcards.scene} > {log} 2>&1"
+
+
+rule prepare_real_pair:
+    input:
+        download_input,
+    output:
+        truth="results/pairs/{dataset}/real/{scene}/truth.json",
+        cubes=multiext("results/pairs/{dataset}/real/{scene}/", "lr_hsi.hdr", "lr_hsi.img",
+                       "hr_msi.hdr", "hr_msi.img"),
+    log:
+        "results/logs/prepare_real_pair/{dataset}/{scene}.log",
+    conda:
+        "../envs/hmifbench.yaml"
+    params:
+        options=lambda wc: dataset_options(wc.dataset, real=True),
+        root=DATA_ROOT,
+    resources:
+        mem_mb=lambda wc, attempt: 4000 * attempt,
+        runtime=20,
+    shell:
+        "hmifbench prepare-pair {wildcards.dataset} {wildcards.scene} -o $(dirname {output.truth}) "
+        "--root {params.root} {params.options} > {log} 2>&1"
+
+
+# The degradation 'real' names read pairs, not a simulation protocol.
+ruleorder: prepare_real_pair > simulate_pair
