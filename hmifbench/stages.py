@@ -205,8 +205,9 @@ def evaluate(run_json, reference, pair_dir, out, profile="canonical", crop: int 
         if reference is None:
             record["scores"] = _no_reference_scores(est, Path(pair_dir), truth)
         else:
-            record["scores"] = metrics.evaluate(read_cube(reference), est, truth["scale"],
-                                                profile=profile, crop=crop, data_range=data_range)
+            # The metrics' own record: scores plus metrics version, window, excluded pixels.
+            record.update(metrics.evaluate_record(read_cube(reference), est, truth["scale"],
+                                                  profile=profile, crop=crop, data_range=data_range))
             record["degradation_scores"] = _degradation_scores(run, truth)
     record["provenance"] = provenance()
     write_json(out, record)
@@ -217,7 +218,8 @@ def _no_reference_scores(est, pair_dir: Path, truth: dict) -> dict:
     from hmifbench import metrics
 
     lr, msi = read_cube(pair_dir / "lr_hsi.hdr"), read_cube(pair_dir / "hr_msi.hdr")
-    return metrics.qnr(est, lr, msi, truth["scale"], offset=truth.get("offset"))
+    # The pair's own PSF when it has one; else qnr's MTF-matched Gaussian.
+    return metrics.qnr(est, lr, msi, truth["scale"], psf=truth.get("psf"), offset=truth.get("offset"))
 
 
 def _degradation_scores(run: dict, truth: dict) -> dict:
