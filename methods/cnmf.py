@@ -171,62 +171,70 @@ _TINY = 1e-12
 
 
 def _cost(Y, W, H, n):
-    """Squared error over the first n rows (the data bands; the sum-to-one row is excluded)."""
-    r = Y[:n] - W[:n] @ H
-    return float(np.einsum("ij,ij->", r, r))
+    """Squared error over the first n rows (the data bands; the sum-to-one row is excluded),
+    accumulated in double precision."""
+    r = (W[:n] @ H - Y[:n]).astype(np.float64).ravel()
+    return float(r @ r)
 
 
-def _update_h(Y, W, H):
-    """Lee–Seung update H ← H ⊙ (WᵀY) / (WᵀW·H), in place."""
-    H *= (W.T @ Y) / np.maximum((W.T @ W) @ H, _TINY)
+def _h_step(W, H, WtY, WtW):
+    """Lee–Seung update ``H ⊙ (WᵀY) / (WᵀW·H)``, as a new array (one allocation)."""
+    d = WtW @ H
+    np.maximum(d, _TINY, out=d)
+    np.divide(WtY, d, out=d)
+    return np.multiply(d, H, out=d)
 
 
-def _update_w(Y, W, H, n):
-    """Lee–Seung update of the first n rows of W (the sum-to-one row stays δ), in place."""
-    W[:n] *= (Y[:n] @ H.T) / np.maximum(W[:n] @ (H @ H.T), _TINY)
+def _w_step(Y, W, H, n):
+    """Lee–Seung update of the first n rows of W (the sum-to-one row stays δ), as a new array."""
+    new = W.copy()
+    new[:n] *= (Y[:n] @ H.T) / np.maximum(W[:n] @ (H @ H.T), _TINY)
+    return new
 
 
 def _unmix(Y, W, H, n, first, update_w, update_h, max_iter, tol):
-    """One CNMF unmixing stage (Yokoya et al. 2012, Sec. III-B): up to ``max_iter`` updates
+    """One CNMF unmixing stage (Yokoya et al. 2012, Sec. III): up to ``max_iter`` updates
     of ``first`` alone ("h" or "w"), then up to ``max_iter − 1`` alternating updates of the
     factors allowed by ``update_w``/``update_h``. Each phase stops when the relative decrease
     of the cost falls below ``tol``, keeping the previous iterate. Returns (W, H, iterations).
+
+    Updates build new arrays, so keeping the previous iterate costs no copy; while W is fixed,
+    WᵀY and WᵀW are computed once.
     """
+    def fixed_w_products(W):
+        return W.T @ Y, W.T @ W
+
     its = 0
-    cost0 = None
-    for _ in range(max_iter):
-        old = (W.copy(), H.copy())
-        if first == "h":
-            _update_h(Y, W, H)
-        else:
-            _update_w(Y, W, H, n)
-        its += 1
-        cost = _cost(Y, W, H, n)
-        if cost0 is not None and (cost0 - cost) / max(cost, _TINY) < tol:
-            W, H = old
-            break
-        cost0 = cost
     cost0 = _cost(Y, W, H, n)
-    for _ in range(max_iter - 1):
-        if not (update_w or update_h):
-            break
-        old = (W.copy(), H.copy())
+    WtY, WtW = fixed_w_products(W)
+    for q in range(max_iter):
         if first == "h":
-            if update_w:
-                _update_w(Y, W, H, n)
-            if update_h:
-                _update_h(Y, W, H)
+            W_new, H_new = W, _h_step(W, H, WtY, WtW)
         else:
-            if update_h:
-                _update_h(Y, W, H)
-            if update_w:
-                _update_w(Y, W, H, n)
+            W_new, H_new = _w_step(Y, W, H, n), H
         its += 1
-        cost = _cost(Y, W, H, n)
-        if (cost0 - cost) / max(cost, _TINY) < tol:
-            W, H = old
+        cost = _cost(Y, W_new, H_new, n)
+        if q > 0 and (cost0 - cost) / max(cost, _TINY) < tol:
             break
-        cost0 = cost
+        W, H, cost0 = W_new, H_new, cost
+    if not (update_w or update_h):
+        return W, H, its
+    cost0 = _cost(Y, W, H, n)
+    WtY, WtW = fixed_w_products(W)
+    order = ("w", "h") if first == "h" else ("h", "w")
+    for _ in range(max_iter - 1):
+        W_new, H_new = W, H
+        for factor in order:
+            if factor == "w" and update_w:
+                W_new = _w_step(Y, W_new, H_new, n)
+                WtY, WtW = fixed_w_products(W_new)
+            elif factor == "h" and update_h:
+                H_new = _h_step(W_new, H_new, WtY, WtW)
+        its += 1
+        cost = _cost(Y, W_new, H_new, n)
+        if (cost0 - cost) / max(cost, _TINY) < tol:
+            break
+        W, H, cost0 = W_new, H_new, cost
     return W, H, its
 
 
@@ -240,11 +248,11 @@ class CNMF(Method):
     N. Yokoya, T. Yairi, A. Iwasaki, "Coupled nonnegative matrix factorization unmixing for
     hyperspectral and multispectral data fusion", IEEE TGRS 50(2):528–537, 2012.
 
-    Model (Sec. III, Eq. 5–8): the HR-HSI is ``X = W·H`` with non-negative endmembers W
+    Model (the paper's Sec. III): the HR-HSI is ``X = W·H`` with non-negative endmembers W
     (B × M) and abundances H (M × N); the LR-HSI is ``Y_h ≈ W·H_h`` with ``H_h = H·S`` (S: the
     PSF and decimation), the HR-MSI ``Y_m ≈ W_m·H`` with ``W_m = R·W``. Both NMFs are solved
     by Lee–Seung multiplicative updates, each data matrix and endmember matrix augmented by
-    a row of δ, which softly enforces abundances summing to one (Eq. 9–12):
+    a row of δ, which softly enforces abundances summing to one:
 
     1. W from VCA on the LR-HSI, H_h = 1/M; unmix the LR-HSI (H_h alone, then W and H_h).
     2. W_m = R·W; H initialised by bicubic upsampling of H_h (negatives set to 0); unmix the
