@@ -75,7 +75,7 @@ class SylvesterSolver:
     (both acting on the rows of U seen as images); A and Bm are symmetric p × p, A positive
     definite and Bm positive definite. This is Eq. (11) of Wei, Dobigeon, Tourneret, "Fast
     fusion of multi-band images based on solving a Sylvester equation", IEEE TIP 24(11),
-    2015, solved as in its Algorithm 1:
+    2015 (C₁ = A⁻¹Bm, C₃ = A⁻¹RHS), solved as in its Algorithm 1:
 
     1. the generalised eigen-decomposition ``Bm·Q = A·Q·Λ`` with ``QᵀAQ = I`` turns the
        equation into p decoupled ones, ``λ_l ũ_l + ũ_l C₂ = c̃_l`` with ``Ũ = Q⁻¹U`` and
@@ -253,16 +253,17 @@ class FUSE(Method):
     Q. Wei, N. Dobigeon, J.-Y. Tourneret, "Fast fusion of multi-band images based on solving a
     Sylvester equation", IEEE TIP 24(11):4109–4121, 2015.
 
-    Model (Eq. 1–3 of the paper, our array layout): bands × pixels matrices
+    Model (the paper's Sec. II, in our array layout): bands × pixels matrices
     ``Y_h = X·B·S + N_h``, ``Y_m = R·X + N_m``, and ``X = E·U`` with E (B × p) an orthonormal
     spectral subspace learnt from the LR-HSI by SVD (PCA without centring; ``subspace_dim``).
-    The MAP estimate under the Gaussian prior ``u_i ~ N(μ_i, Σ)`` minimises (Eq. 8–9)
+    The MAP estimate under the Gaussian prior ``u_i ~ N(μ_i, Σ)`` minimises
 
         ½‖Λ_h^{-½}(Y_h − E·U·B·S)‖² + ½‖Λ_m^{-½}(Y_m − R·E·U)‖² + ½·w·Σ_i (u_i − μ_i)ᵀ Σ⁻¹ (u_i − μ_i)
 
-    whose normal equations are the generalised Sylvester equation (Eq. 10–11)
+    whose normal equations are the generalised Sylvester equation ``C₁U + UC₂ = C₃`` of Sec. III
     ``EᵀΛ_h⁻¹E·U·(BS)(BS)ᵀ + ((RE)ᵀΛ_m⁻¹RE + wΣ⁻¹)·U = EᵀΛ_h⁻¹Y_h(BS)ᵀ + (RE)ᵀΛ_m⁻¹Y_m + wΣ⁻¹μ``,
-    solved exactly by :class:`SylvesterSolver` (Algorithm 1, Lemma 1). No iteration.
+    (after multiplying by (EᵀΛ_h⁻¹E)⁻¹), solved exactly by :class:`SylvesterSolver` (Sec. III,
+    Lemma 1 and Algorithm 1). No iteration.
 
     Choices the paper leaves to the user (ours, documented):
 
@@ -344,9 +345,7 @@ class FUSE(Method):
 
         pad = resolve_pad(problem, psf, prm.pad)
         yh_p, ym_p = pad_pair(yh, ym, s, pad)
-        U = self.solve(yh_p, ym_p, psf, srf, s, off, p, sd_h, sd_m)
-        E = U["subspace"]
-        coef = U["coef"]
+        E, coef = self.map_coefficients(yh_p, ym_p, psf, srf, s, off, p, sd_h, sd_m)
         Hp, Wp = ym_p.shape[:2]
         x = (E @ coef.reshape(p, -1)).T.reshape(Hp, Wp, B)
         x = crop_padding(x, s, pad)
@@ -357,8 +356,9 @@ class FUSE(Method):
                              "hsi_noise_std": sd_h.tolist(), "msi_noise_std": sd_m.tolist(),
                              "degradation": "estimated" if estimated else "given"})
 
-    def solve(self, yh, ym, psf, srf, s, off, p, sd_h, sd_m) -> dict:
-        """The MAP subspace coefficients U (p, rows, cols) on the (padded) grid."""
+    def map_coefficients(self, yh, ym, psf, srf, s, off, p, sd_h, sd_m):
+        """The subspace E (B × p) and the MAP coefficients U (p, rows, cols) on the grid of
+        ``ym`` (the padded one), for noise stds ``sd_h`` (B,) and ``sd_m`` (b,)."""
         from hmifbench.methods._common import upsample_cubic
 
         H, W, b = ym.shape
@@ -366,7 +366,9 @@ class FUSE(Method):
         E = spectral_subspace(yh, p)                              # (B, p)
         RE = np.asarray(srf) @ E                                  # (b, p)
         wh, wm = 1.0 / sd_h**2, 1.0 / sd_m**2
-        mu = E.T @ upsample_cubic(yh, s, off).reshape(-1, B).T.astype(np.float64)  # (p, N)
+        # Upsampling is linear per band, so it commutes with the projection on E.
+        coef_lr = (yh.reshape(-1, B) @ E).reshape(*yh.shape[:2], p)
+        mu = upsample_cubic(coef_lr, s, off).reshape(-1, p).T.astype(np.float64)   # (p, N)
         cov = np.cov(mu)
         cov = np.atleast_2d(cov) + 1e-8 * np.trace(np.atleast_2d(cov)) / p * np.eye(p)
         prec = self.params.prior_weight * np.linalg.inv(cov)
@@ -377,5 +379,4 @@ class FUSE(Method):
         yh_sub = (E.T * wh) @ yh.reshape(-1, B).T                 # EᵀΛ_h⁻¹Y_h, (p, n)
         rhs = periodic_adjoint(yh_sub.reshape(p, *yh.shape[:2]), G, s)
         rhs += ((RE.T * wm) @ ym.reshape(-1, b).T + prec @ mu).reshape(p, H, W)
-        coef = SylvesterSolver(G, s, A, Bm).solve(rhs)
-        return {"subspace": E, "coef": coef}
+        return E, SylvesterSolver(G, s, A, Bm).solve(rhs)

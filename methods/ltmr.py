@@ -306,7 +306,8 @@ class LTMR(Method):
         data_rhs = periodic_adjoint((D.T @ yh.reshape(-1, B).T).reshape(p, *yh.shape[:2]), G_blur, s)
         data_rhs += (RD.T @ ym.reshape(-1, b).T).reshape(p, H, W)
 
-        V = (D.T @ upsample_cubic(yh, s, off).reshape(-1, B).T.astype(np.float64)).reshape(p, H, W)
+        coef_lr = (yh.reshape(-1, B) @ D).reshape(*yh.shape[:2], p)   # upsampling commutes with D
+        V = np.moveaxis(upsample_cubic(coef_lr, s, off).astype(np.float64), 2, 0)
         G = np.zeros_like(V)
         thresh = prm.eta / (2 * prm.mu)
         for it in range(prm.iterations):
