@@ -321,8 +321,8 @@ class LTMR(Method):
 
         x = (D @ A.reshape(p, -1)).T.reshape(H, W, B)
         x = crop_padding(x, s, pad)
-        return Fused(x.astype(np.float32), psf=psf if estimated else None,
-                     srf=srf if estimated else None, iterations=prm.iterations,
+        return Fused(x.astype(np.float32), psf=psf if problem.psf is None else None,
+                     srf=srf if problem.srf is None else None, iterations=prm.iterations,
                      extras={"subspace_dim": int(p), "groups": len(bounds) - 1,
                              "patches": int(n_patches), "pad_lr": list(pad),
                              "degradation": "estimated" if estimated else "given"})

@@ -154,6 +154,13 @@ def test_blind_setting_uses_the_hysure_estimator():
     assert psnr(x, fused.hr_hsi) > psnr(x, get("upsample").fuse(problem).hr_hsi) + 5
 
 
+def test_only_the_missing_degradation_is_estimated():
+    x, problem = simulate(32, 4, seed=1)
+    fused = get("fuse").fuse(FusionProblem(problem.lr_hsi, problem.hr_msi, 4, psf=problem.psf))
+    assert fused.psf is None and fused.srf is not None
+    np.testing.assert_allclose(fused.srf.sum(axis=1), 1.0, atol=1e-6)
+
+
 # ---- parameters, bad input, determinism -----------------------------------------------------
 
 @pytest.mark.parametrize("params, name", [({"subspace_dim": 0}, "subspace_dim"),
