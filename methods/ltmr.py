@@ -201,7 +201,7 @@ class LTMR(Method):
     against the paper's text (not available to us); they are the released code's values.
     Our additions: the number of groups is capped so each holds at least
     ``min_patches_per_cluster`` patches on average (no effect at 512², where K = 200 groups
-    hold ~140 patches each), and, as in :class:`~hmifbench.methods.fuse_sylvester.FUSE`, the
+    hold ~180 patches each), and, as in :class:`~hmifbench.methods.fuse_sylvester.FUSE`, the
     inputs are symmetrically padded against the periodic-blur assumption of the FFT
     solver (``pad``) and the result cropped.
 
