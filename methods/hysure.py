@@ -122,8 +122,8 @@ def _project_simplex(v: np.ndarray) -> np.ndarray:
 
 
 def _estimate_psf(design: np.ndarray, target: np.ndarray, size: int, lambda_b: float,
-                  start: Optional[np.ndarray] = None, iterations: int = 3000,
-                  tol: float = 1e-7) -> np.ndarray:
+                  start: Optional[np.ndarray] = None, iterations: int = 1000,
+                  tol: float = 1e-6) -> np.ndarray:
     """The kernel h minimising (1/m)‖A h − t‖² + λ_B·g·‖D h‖² over the simplex h ≥ 0, Σh = 1.
 
     Paper (14), with the kernel's unit DC gain and non-negativity imposed in the solve: the
@@ -202,7 +202,10 @@ def estimate_degradation(lr_hsi, hr_msi, scale: int, psf_size: Optional[int] = N
     psf_size : int, optional
         Side of the estimated kernel in HR pixels; default ``2·s + 1``. The kernel's centre is
         ``(psf_size − 1) // 2`` (the suite's convention), so an odd size can hold kernels
-        centred on either side of the middle.
+        centred on either side of the middle. The support should not be much larger than the
+        true kernel when the LR image has few pixels: at ×32 on a 512² scene (768 equations),
+        a σ = 2 Gaussian is recovered within 2 % with a 17×17 support but comes out twice as
+        wide with the default 65×65, which the smoothness prior then fills.
     offset : int, optional
         Decimation phase (LR pixel i is blurred HR pixel s·i + offset); default ``s//2 − 1``.
     border : str

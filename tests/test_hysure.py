@@ -7,7 +7,7 @@ import pytest
 from hmifbench.errors import InputError
 from hmifbench.methods import FusionProblem, get
 from hmifbench.methods.hysure import (HySure, _dh, _dh_t, _dv, _dv_t, _kernel_image,
-                                      estimate_degradation, psf_design_matrix)
+                                      estimate_degradation, hysure_fuse, psf_design_matrix)
 from hmifbench.metrics import psnr, sam
 from hmifbench.observation import (add_noise, blur, check_psf, check_srf, gaussian_psf,
                                    spatial_degrade)
@@ -176,6 +176,8 @@ def test_bad_inputs_raise_input_errors():
         estimate_degradation(yh, ym, 4, srf_support=np.ones((2, 31), bool))
     with pytest.raises(InputError, match="hr_msi"):
         estimate_degradation(yh, ym[:-4], 4)
+    with pytest.raises(InputError, match="needs a PSF"):
+        hysure_fuse(yh, ym, None, srf, 4, 1)
 
 
 def test_deterministic():
