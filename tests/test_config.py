@@ -39,7 +39,7 @@ def test_bad_keys_are_named(mutate, message):
 
 
 def test_shipped_configs_are_valid():
-    for name in ("config.yaml",):
+    for name in ("config.yaml", "paper.yaml", "ablation.yaml"):
         load_config(REPO / "config" / name)
 
 
