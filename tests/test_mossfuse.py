@@ -225,29 +225,38 @@ def test_patch_grid_covers_and_clamps():
     assert grid_starts(512, 128, 64) == [0, 64, 128, 192, 256, 320, 384]
     assert grid_starts(100, 40, 32) == [0, 32, 60]
     scenes = [Scene(torch.rand(3, 16, 24), torch.rand(31, 4, 6))]
-    sampler = PatchSampler(scenes, 4, 32, 8, 2, False, seed=0)
+    sampler = PatchSampler(scenes, 4, 1, 32, 8, 2, False, seed=0)
     assert (sampler.rows, sampler.cols) == (16, 24) and len(sampler) == 1
-    msi, lr = sampler.batch(0)
-    assert msi.shape == (2, 3, 16, 24) and lr.shape == (2, 31, 4, 6)  # half turns only
-    a, b = PatchSampler(scenes, 4, 32, 8, 2, False, seed=0).batch(3), sampler.batch(3)
+    msi, lr, ctx = sampler.batch(0)
+    assert msi.shape == (2, 3, 16, 24) and lr.shape == (2, 31, 4, 6) and ctx is None
+    a, b = PatchSampler(scenes, 4, 1, 32, 8, 2, False, seed=0).batch(3), sampler.batch(3)
     assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
 
 
-def test_augmentation_keeps_msi_and_hsi_aligned():
-    from hmifbench.methods.mossfuse.training import PatchSampler, Scene
+@pytest.mark.parametrize("scale, ksize, sigma", [(4, 7, 2.0), (32, 31, 2.0), (8, 15, 2.5)])
+def test_aligned_augmentation_keeps_the_observation_model_exact(scale, ksize, sigma):
+    """At the true PSF/SRF, ŷ_x = ŷ_Y on every augmented patch with 'aligned' (and with the
+    context margin when the PSF is wider than s − 1); 'released' flips break it."""
+    from hmifbench.methods.mossfuse.degradation import DegradationEstimator, context_margin
+    from hmifbench.methods.mossfuse.training import PatchSampler, to_scene
 
-    hr = torch.arange(64.0).reshape(1, 8, 8)
-    lr = hr[:, ::4, ::4].clone()  # LR pixel i ↔ HR pixel 4i
-    sampler = PatchSampler([Scene(hr, lr)], 4, 8, 8, 1, False, seed=3)
-    seen = set()
-    for t in range(24):
-        m, x = sampler.batch(t)
-        # The LR patch is the augmented HR patch's 4×4 block corners in the same orientation.
-        blocks = m[0, 0].reshape(2, 4, 2, 4)
-        corners = {float(v) for v in blocks[:, [0, -1]][:, :, :, [0, -1]].flatten()}
-        assert all(float(v) in corners for v in x[0, 0].flatten())
-        seen.add(tuple(x[0, 0].flatten().tolist()))
-    assert len(seen) > 4
+    size = 64 if scale < 32 else 96
+    _, prob = simulate(size, scale, sigma=sigma, ksize=ksize, seed=2)
+    est = DegradationEstimator(31, 3, scale, ksize, prob.offset).double()
+    with torch.no_grad():
+        est.psf_param.copy_(torch.eye(2) / sigma)
+        est.srf.copy_(torch.from_numpy(D700))
+    margin = context_margin(ksize, scale, prob.offset)
+    errors = {}
+    for mode in ("aligned", "released"):
+        sampler = PatchSampler([to_scene(prob)], scale, prob.offset, 32 if scale < 32 else 64,
+                               16 if scale < 32 else 32, 8, True, seed=1, augment=mode,
+                               margin=margin)
+        msi, lr, ctx = sampler.batch(0)
+        y_x, y_y, _, _ = est(lr.double(), (msi if ctx is None else ctx).double(), margin)
+        errors[mode] = float((y_x - y_y).detach().abs().max())
+    assert errors["aligned"] < 1e-6
+    assert errors["released"] > 1e-3
 
 
 # ------------------------------------------------------------------ the method

@@ -101,12 +101,15 @@ class MossFuse(Method):
         patch_size: int = param(128, "HR patch side (a multiple of the scale; clamped to the image)")
         patch_stride: int = param(64, "HR stride of the patch grid (a multiple of the scale)")
         shuffle: bool = param(False, "shuffle patches every epoch (the released loader does not)")
-        augment: bool = param(True, "random rot90 and flips per patch, as released")
+        augment: Literal["aligned", "released", "none"] = param(
+            "aligned", "random rot90 and flips per patch; 'aligned' keeps the LR grid's phase "
+                       "(see PatchSampler), 'released' flips as released (phase off by one HR "
+                       "pixel in flipped samples), 'none'")
         width: int = param(48, "feature channels C (multiple of heads)")
         blocks: int = param(1, "transformer blocks per stage (released checkpoint 1, train.py 3)")
         heads: int = param(8, "attention heads")
         psf_size: int = param(0, "side of the estimated PSF; 0 = max(s−1, min(4s−1, 31)) "
-                                 "(s−1 = 31 at ×32 as released), clamped to the patch")
+                                 "(s−1 = 31 at ×32 as released), clamped to the image")
         lr: float = param(9e-5, "Adam learning rate of the network")
         lr_degradation: float = param(0.0, "Adam learning rate of the PSF/SRF; 0 = lr (released)")
         lr_schedule: Literal["constant", "cosine"] = param(

@@ -31,13 +31,16 @@ def gaussian_kernel(q: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
     return raw / raw.sum()
 
 
-def blur_decimate(x: torch.Tensor, kernel: torch.Tensor, scale: int, offset: int) -> torch.Tensor:
+def blur_decimate(x: torch.Tensor, kernel: torch.Tensor, scale: int, offset: int,
+                  size: tuple[int, int] | None = None) -> torch.Tensor:
     """``decimate_s(kernel ⋆ x)`` for (N, C, H, W) input: the same kernel on every channel,
-    LR pixel i = blurred HR pixel ``s·i + offset``; (N, C, H/s, W/s)."""
+    LR pixel i = blurred HR pixel ``s·i + offset``; (N, C, h, w) with ``(h, w) = size``
+    (default ``(H/s, W/s)``). ``x`` may carry extra context around the region the LR grid
+    covers (then ``offset`` counts from its edge, and ``size`` says how many LR pixels)."""
     n, c, hh, ww = x.shape
     k0, k1 = kernel.shape
     c0, c1 = (k0 - 1) // 2, (k1 - 1) // 2
-    h, w = hh // scale, ww // scale
+    h, w = size if size is not None else (hh // scale, ww // scale)
     # Reflect-pad only the sides where a window leaves the image.
     top, left = max(c0 - offset, 0), max(c1 - offset, 0)
     bottom = max(scale * (h - 1) + offset - c0 + k0 - hh, 0)
@@ -48,6 +51,13 @@ def blur_decimate(x: torch.Tensor, kernel: torch.Tensor, scale: int, offset: int
     x = x[:, :, r0:r0 + scale * (h - 1) + k0, q0:q0 + scale * (w - 1) + k1]
     weight = kernel.to(x.dtype).expand(c, 1, k0, k1)
     return F.conv2d(x, weight, stride=scale, groups=c)
+
+
+def context_margin(psf_size: int, scale: int, offset: int) -> int:
+    """HR pixels of context needed on each side of a patch so that every blur window of its
+    LR pixels lies inside (0 for the released k = s − 1 at the default phase)."""
+    c = (psf_size - 1) // 2
+    return max(c - offset, offset - c + psf_size - scale, 0)
 
 
 def spectral_project(x: torch.Tensor, srf: torch.Tensor) -> torch.Tensor:
@@ -90,8 +100,11 @@ class DegradationEstimator(nn.Module):
         m = torch.tril(self.psf_param.detach())
         return torch.linalg.inv(m.t() @ m)
 
-    def forward(self, lr_hsi, msi):
+    def forward(self, lr_hsi, msi, margin: int = 0):
+        """``msi`` may carry ``margin`` HR pixels of context on every side (see
+        :func:`context_margin`), so that no blur window needs padding."""
         srf, psf = self.srf_matrix(), self.psf_kernel()
         y_x = spectral_project(lr_hsi, srf).clamp(0.0, 1.0)
-        y_y = blur_decimate(msi, psf, self.scale, self.offset).clamp(0.0, 1.0)
+        y_y = blur_decimate(msi, psf, self.scale, self.offset + margin,
+                            size=tuple(lr_hsi.shape[-2:])).clamp(0.0, 1.0)
         return y_x, y_y, srf, psf

@@ -300,6 +300,26 @@ class DilatedLargeKernel(nn.Module):
             out = out + bn(conv(x))
         return out
 
+    def folded(self, outer_bn: nn.BatchNorm2d):
+        """(weight, bias) of the single 7×7 depthwise conv equal to ``outer_bn(self(x))`` with
+        every BatchNorm at its running statistics (UniRepLKNet's structural
+        re-parameterisation, §3.3): each dilated kernel is spread onto the 7×7 grid."""
+        weight, bias = _fold_bn(self.large.weight, self.large_bn)
+        for (k, r), conv, bn in zip(self.BRANCHES, self.dilated, self.dilated_bn):
+            w, b = _fold_bn(conv.weight, bn)
+            lo = 3 - r * (k - 1) // 2
+            grid = torch.zeros_like(weight)
+            grid[:, :, lo:lo + r * (k - 1) + 1:r, lo:lo + r * (k - 1) + 1:r] = w
+            weight, bias = weight + grid, bias + b
+        s = outer_bn.weight / torch.sqrt(outer_bn.running_var + outer_bn.eps)
+        return weight * s[:, None, None, None], (bias - outer_bn.running_mean) * s + outer_bn.bias
+
+
+def _fold_bn(weight, bn: nn.BatchNorm2d):
+    """Conv weight and bias equal to ``bn(conv(x))`` for a bias-free conv, BN in eval mode."""
+    s = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+    return weight * s[:, None, None, None], bn.bias - bn.running_mean * s
+
 
 class GlobalResponseNorm(nn.Module):
     """GRN (ConvNeXt V2, Eqs. 1–3) on channels-last input:
@@ -355,10 +375,35 @@ class LargeKernelBlock(nn.Module):
         self.gamma = nn.Parameter(1e-6 * torch.ones(channels))
 
     def forward(self, x):
-        y = self.se(self.token_mixer(x)).permute(0, 2, 3, 1)
-        y = self.pwconv2(self.grn(F.gelu(self.pwconv1(y))))
-        y = self.out_bn(y.permute(0, 3, 1, 2))
-        return x + self.gamma[:, None, None] * y
+        if not FAST_OPS:
+            y = self.se(self.token_mixer(x)).permute(0, 2, 3, 1)
+            y = self.pwconv2(self.grn(F.gelu(self.pwconv1(y))))
+            y = self.out_bn(y.permute(0, 3, 1, 2))
+            return x + self.gamma[:, None, None] * y
+        folded = not self.training and not isinstance(self.token_mixer, nn.Identity)
+        if folded:  # eval: the four BN'd depthwise branches and the BN are one 7×7 conv
+            w, b = self.token_mixer[0].folded(self.token_mixer[1])
+            t = F.conv2d(x, w, b, padding=3, groups=x.shape[1])
+        else:
+            t = self.token_mixer(x)
+        z = F.gelu(self.pwconv1(self.se(t).permute(0, 2, 3, 1)))  # (N, H, W, 4C)
+        # GRN folded into the second projection: W·((γ·N(z) + 1) ⊙ z + β) =
+        # (W·diag(γ·N(z) + 1))·z + W·β, one batched GEMM instead of two full-size passes.
+        gx = torch.linalg.vector_norm(z, dim=(1, 2))  # (N, 4C)
+        scale = self.grn.gamma * (gx / (gx.mean(dim=-1, keepdim=True) + 1e-6)) + 1
+        weight = self.pwconv2.weight[None] * scale[:, None, :]  # (N, C, 4C)
+        bias = self.pwconv2.weight @ self.grn.beta
+        n, h, w_, c4 = z.shape
+        if self.training:
+            y = torch.baddbmm(bias, z.reshape(n, -1, c4), weight.transpose(1, 2))
+            y = self.out_bn(y.reshape(n, h, w_, -1).permute(0, 3, 1, 2))
+            return x + self.gamma[:, None, None] * y
+        # eval: the output BN (running statistics) and the layer scale fold in as well.
+        s = self.out_bn.weight / torch.sqrt(self.out_bn.running_var + self.out_bn.eps)
+        g = self.gamma * s
+        bias = self.gamma * (s * (bias - self.out_bn.running_mean) + self.out_bn.bias)
+        y = torch.baddbmm(bias, z.reshape(n, -1, c4), (weight * g[None, :, None]).transpose(1, 2))
+        return x + y.reshape(n, h, w_, -1).permute(0, 3, 1, 2)
 
 
 def _transformers(channels: int, heads: int, count: int) -> nn.Sequential:
@@ -521,16 +566,20 @@ class MossFuseNet(nn.Module):
         fxs, fxc = self.hsi_encoder(self.upsample(lr_hsi))
         return fys, fyc, fxs, fxc
 
-    def forward(self, msi, lr_hsi, decoders: bool = True):
+    def forward(self, msi, lr_hsi, decoders: bool = True, msi_context=None, margin: int = 0):
         """Every output the losses need, as a dict.
 
         Keys: ``fys, fyc, fxs, fxc`` (features), ``msi_rec`` (Ŷ), ``hsi_rec`` (x̂ on the HR
         grid), ``lr_msi`` (ŷ from the LR decoder, HR grid), ``lr_msi_from_hsi`` (ŷ_x = SRF(x)),
         ``lr_msi_from_msi`` (ŷ_Y = PSF↓(Y)), ``srf`` (b × B), ``psf`` (k × k), ``fused`` (X̂).
         ``decoders=False`` skips the three self-supervised decoders (when L_SCT is off).
+        ``msi_context``: the HR-MSI patch with ``margin`` extra pixels on every side, for the
+        degradation branch (ŷ_Y) when the PSF reaches beyond the patch.
         """
         fys, fyc, fxs, fxc = self.encode(msi, lr_hsi)
-        y_x, y_y, srf, psf = self.degradation(lr_hsi, msi)
+        if msi_context is None:
+            msi_context, margin = msi, 0
+        y_x, y_y, srf, psf = self.degradation(lr_hsi, msi_context, margin)
         out = {"fys": fys, "fyc": fyc, "fxs": fxs, "fxc": fxc, "lr_msi_from_hsi": y_x,
                "lr_msi_from_msi": y_y, "srf": srf, "psf": psf,
                "fused": self.fusion_decoder(fys, fyc, fxs, fxc)}

@@ -25,10 +25,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from hmifbench.errors import InputError
 from hmifbench.methods.mossfuse.losses import (aggregation_loss, degradation_loss,
                                                self_supervised_loss, subspace_clustering_loss)
+from hmifbench.methods.mossfuse.degradation import context_margin
 from hmifbench.methods.mossfuse.network import MossFuseNet
 
 CHECKPOINT_FORMAT = "hmifbench.mossfuse.checkpoint/1"
@@ -91,18 +93,51 @@ def effective_patch(scenes, patch_size: int, scale: int) -> tuple[int, int]:
     return rows, cols
 
 
-class PatchSampler:
-    """Deterministic stream of augmented (HR-MSI, LR-HSI) patch batches; see module notes."""
+def _pad_scene(x: torch.Tensor, pad: int) -> torch.Tensor:
+    """Reflect-pad (C, H, W) by ``pad`` on every side: the simulation's reflect101 border, so
+    padded MSI pixels are the ones the LR-HSI's blur saw. Replicate when the image is too small
+    to reflect."""
+    if pad == 0:
+        return x
+    mode = "reflect" if pad < min(x.shape[1:]) else "replicate"
+    return F.pad(x[None], (pad, pad, pad, pad), mode=mode)[0]
 
-    def __init__(self, scenes, scale, patch_size, patch_stride, batch_size, shuffle, seed,
-                 augmentation=True):
+
+def _axis_flips(turns: int, vflip: bool, hflip: bool) -> tuple[bool, bool]:
+    """Whether the input's row axis and column axis end up reversed after the augmentation."""
+    rows = augment(torch.tensor([[[0.0, 0.0], [1.0, 1.0]]]), turns, vflip, hflip)
+    cols = augment(torch.tensor([[[0.0, 1.0], [0.0, 1.0]]]), turns, vflip, hflip)
+    return bool(rows[0, 0, 0] == 1), bool(cols[0, 0, 0] == 1)
+
+
+class PatchSampler:
+    """Deterministic stream of augmented (HR-MSI, LR-HSI, HR-MSI context) patch batches.
+
+    ``augment``: ``"released"`` applies the rot90/flips to aligned HR and LR patches as the
+    released loader does. A flip moves the LR grid's phase from ``offset`` to
+    ``s − 1 − offset`` (16 instead of 15 at ×32), so those samples pair LR pixels with HR
+    windows one HR pixel off. ``"aligned"`` (default) shifts the HR crop of every reversed axis
+    by ``s − 1 − 2·offset`` pixels before the flip, so that every augmented sample keeps the
+    observation model's phase exactly. ``"none"`` does not augment.
+
+    ``margin`` > 0 also returns the HR-MSI patch with ``margin`` pixels of context per side
+    (third item of a batch; None otherwise), taken from the scene (reflected at its borders).
+    """
+
+    def __init__(self, scenes, scale, offset, patch_size, patch_stride, batch_size, shuffle,
+                 seed, augment="aligned", margin=0):
+        if augment not in ("aligned", "released", "none"):
+            raise ValueError(f"augment must be 'aligned', 'released' or 'none', got {augment!r}")
         self.scenes, self.scale, self.batch_size = scenes, scale, batch_size
-        self.shuffle, self.seed, self.augmentation = shuffle, seed, augmentation
+        self.shuffle, self.seed, self.augment, self.margin = shuffle, seed, augment, margin
         self.rows, self.cols = effective_patch(scenes, patch_size, scale)
+        self.shift = scale - 1 - 2 * offset if augment == "aligned" else 0
+        self.pad = margin + abs(self.shift)
+        self.padded = [_pad_scene(sc.msi, self.pad) for sc in scenes]
         self.items = []  # (scene index, HR row, HR col)
-        for i, s in enumerate(scenes):
-            for r in grid_starts(s.msi.shape[1], self.rows, patch_stride):
-                for c in grid_starts(s.msi.shape[2], self.cols, patch_stride):
+        for i, sc in enumerate(scenes):
+            for r in grid_starts(sc.msi.shape[1], self.rows, patch_stride):
+                for c in grid_starts(sc.msi.shape[2], self.cols, patch_stride):
                     self.items.append((i, r, c))
         self._order_epoch, self._order = -1, None
 
@@ -117,25 +152,34 @@ class PatchSampler:
             self._order_epoch = epoch
         return self._order
 
-    def sample(self, j: int):
-        """Stream item j: (msi (b, P, P), lr (B, P/s, P/s)) after augmentation."""
-        n = len(self.items)
-        i, r, c = self.items[self._epoch_order(j // n)[j % n]]
-        s = self.scale
-        scene = self.scenes[i]
-        msi = scene.msi[:, r:r + self.rows, c:c + self.cols]
-        lr = scene.lr_hsi[:, r // s:(r + self.rows) // s, c // s:(c + self.cols) // s]
-        if not self.augmentation:
-            return msi, lr
+    def _transform(self, j: int) -> tuple[int, bool, bool]:
+        if self.augment == "none":
+            return 0, False, False
         rng = np.random.default_rng([self.seed, 1, j])
         # Quarter turns would change a non-square patch's shape: only half turns then.
         turns = int(rng.integers(4)) if self.rows == self.cols else 2 * int(rng.integers(2))
-        vflip, hflip = bool(rng.integers(2)), bool(rng.integers(2))
-        return augment(msi, turns, vflip, hflip), augment(lr, turns, vflip, hflip)
+        return turns, bool(rng.integers(2)), bool(rng.integers(2))
+
+    def sample(self, j: int):
+        """Stream item j: (msi (b, P, P), lr (B, P/s, P/s), context or None), augmented."""
+        n = len(self.items)
+        i, r, c = self.items[self._epoch_order(j // n)[j % n]]
+        s, m = self.scale, self.margin
+        turns, vflip, hflip = self._transform(j)
+        flip_r, flip_c = _axis_flips(turns, vflip, hflip)
+        r0 = self.pad + r - self.shift * flip_r - m
+        c0 = self.pad + c - self.shift * flip_c - m
+        ctx = self.padded[i][:, r0:r0 + self.rows + 2 * m, c0:c0 + self.cols + 2 * m]
+        msi = ctx[:, m:m + self.rows, m:m + self.cols]
+        lr = self.scenes[i].lr_hsi[:, r // s:(r + self.rows) // s, c // s:(c + self.cols) // s]
+        out = [augment(t, turns, vflip, hflip) for t in (msi, lr, ctx)]
+        return out[0], out[1], (out[2] if m else None)
 
     def batch(self, t: int):
         items = [self.sample(t * self.batch_size + k) for k in range(self.batch_size)]
-        return torch.stack([m for m, _ in items]), torch.stack([x for _, x in items])
+        msi, lr = torch.stack([a for a, _, _ in items]), torch.stack([b for _, b, _ in items])
+        ctx = torch.stack([c for _, _, c in items]) if self.margin else None
+        return msi, lr, ctx
 
 
 def augment(x: torch.Tensor, turns: int, vflip: bool, hflip: bool) -> torch.Tensor:
@@ -184,10 +228,12 @@ def set_learning_rate(optimizer, p, t: int, total: int) -> None:
         g["lr"] = g["base_lr"] * factor
 
 
-def compute_losses(model: MossFuseNet, msi, lr_hsi, p) -> dict:
-    """Forward pass and the weighted losses; ``total`` is what one backward pass minimises."""
+def compute_losses(model: MossFuseNet, msi, lr_hsi, p, msi_context=None) -> dict:
+    """Forward pass and the weighted losses; ``total`` is what one backward pass minimises.
+    ``msi_context``: the MSI patch with :func:`margin_of` context pixels per side (for L_DE)."""
     decoders = p.sct_weight > 0
-    out = model(msi, lr_hsi, decoders=decoders)
+    out = model(msi, lr_hsi, decoders=decoders, msi_context=msi_context,
+                margin=margin_of(model) if msi_context is not None else 0)
     s, off = model.scale, model.degradation.offset
     terms = {"de": degradation_loss(out)}
     if p.sc_weight > 0 and model.decoupling:
@@ -201,9 +247,14 @@ def compute_losses(model: MossFuseNet, msi, lr_hsi, p) -> dict:
     return terms
 
 
-def train_step(model, optimizer, msi, lr_hsi, p) -> dict:
+def margin_of(model: MossFuseNet) -> int:
+    d = model.degradation
+    return context_margin(d.psf_size, d.scale, d.offset)
+
+
+def train_step(model, optimizer, msi, lr_hsi, p, msi_context=None) -> dict:
     """One Adam step on the weighted sum; returns the loss values as floats."""
-    terms = compute_losses(model, msi, lr_hsi, p)
+    terms = compute_losses(model, msi, lr_hsi, p, msi_context)
     optimizer.zero_grad(set_to_none=True)
     terms["total"].backward()
     optimizer.step()
@@ -252,8 +303,9 @@ def train(model: MossFuseNet, scenes, p, *, seed: int, device: torch.device, pro
     Returns ``{"iterations": …, "losses": {…}, "resumed_from": …}``.
     """
     scale = model.scale
-    sampler = PatchSampler(scenes, scale, p.patch_size, p.patch_stride, p.batch_size,
-                           p.shuffle, seed, p.augment)
+    sampler = PatchSampler(scenes, scale, model.degradation.offset, p.patch_size,
+                           p.patch_stride, p.batch_size, p.shuffle, seed, p.augment,
+                           margin_of(model))
     total = total_iterations(p, len(sampler))
     model.to(device=device, memory_format=torch.channels_last).train()
     optimizer = make_optimizer(model, p)
@@ -270,8 +322,11 @@ def train(model: MossFuseNet, scenes, p, *, seed: int, device: torch.device, pro
     bar = _progress_bar(progress, total, start, desc)
     for t in range(start, total):
         set_learning_rate(optimizer, p, t, total)
-        msi, lr_hsi = sampler.batch(t)
-        losses = train_step(model, optimizer, _fast(msi.to(device)), _fast(lr_hsi.to(device)), p)
+        msi, lr_hsi, context = sampler.batch(t)
+        if context is not None:
+            context = _fast(context.to(device))
+        losses = train_step(model, optimizer, _fast(msi.to(device)), _fast(lr_hsi.to(device)), p,
+                            context)
         if bar is not None:
             bar.update(1)
             bar.set_postfix({k: f"{v:.4f}" for k, v in losses.items()}, refresh=False)
