@@ -572,6 +572,10 @@ class HySure(Method):
         estimator_alternations: int = param(3, "PSF/SRF refinement rounds of the estimator")
 
     @classmethod
+    def quick_params(cls) -> dict:
+        return {"iterations": 20}
+
+    @classmethod
     def validate_params(cls, p):
         if p.subspace_dim < 1:
             raise InputError(f"parameter 'subspace_dim' must be >= 1, got {p.subspace_dim}")
