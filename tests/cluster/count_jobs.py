@@ -71,18 +71,29 @@ def submitted_jobs(configfile: Path, workdir: Path, cores: int, profile: str, ex
     from snakemake.resources import GroupResources
 
     records = []
+    seen = set()
     original = dryrun.Executor.run_job
 
     def record(self, job):
+        # When a dry run re-processes its DAG (checkpoints), jobs it has already "run" have
+        # no outputs and count as to-do again, so a later group may repeat them. A real run
+        # would not resubmit finished jobs: count each rule job once, and a group only for
+        # the jobs it adds (its computed request then includes the repeats: an upper bound).
+        jobs = list(job.jobs) if job.is_group() else [job]
+        new = [j for j in jobs if j not in seen]
+        seen.update(jobs)
+        if not new:
+            return original(self, job)
+        rules = dict(collections.Counter(j.rule.name for j in new))
         if job.is_group():
             res = GroupResources.basic_layered(
                 toposorted_jobs=job.toposorted, constraints=job.global_resources,
                 run_local=False, additive_resources=["runtime"], sortby=["runtime"])
-            rules = collections.Counter(j.rule.name for j in job.jobs)
-            records.append({"group": job.groupid, "rules": dict(rules), "resources": res})
+            records.append({"group": job.groupid, "rules": rules, "resources": res,
+                            "repeats": len(jobs) - len(new)})
         elif not _runs_locally(self.workflow, job.rule):
             res = {k: v for k, v in job.resources.items() if isinstance(v, (int, str))}
-            records.append({"group": None, "rules": {job.rule.name: 1}, "resources": res})
+            records.append({"group": None, "rules": rules, "resources": res, "repeats": 0})
         return original(self, job)
 
     dryrun.Executor.run_job = record
@@ -136,6 +147,7 @@ def summarise(records) -> dict:
                                    and r["resources"].get("gpu")),
         "max_runtime_min": max((r["resources"].get("runtime", 0) for r in records), default=0),
         "max_mem_mb": max((r["resources"].get("mem_mb", 0) for r in records), default=0),
+        "dry_run_regrouped_submissions": sum(1 for r in records if r["repeats"]),
     }
 
 

@@ -93,8 +93,11 @@ run 1 config_broken.yaml
 (cd "$WORK" && find results -type f | sort >files_run1.txt)
 run 2 config.yaml
 
-python "$HERE/check_cluster_run.py" "$WORK"
-status=$?
+python "$HERE/check_cluster_run.py" "$WORK" | tee "$WORK/checks.txt"
+status=${PIPESTATUS[0]}
+summary=$(tail -1 "$WORK/checks.txt")
+trap - EXIT
+cleanup
 say "total $((SECONDS - T0)) s (cluster up: ${T_UP} s)"
 if [ "$status" = 0 ]; then
     rm -rf "$WORK"
@@ -103,4 +106,5 @@ else
     say "FAILED: see $WORK (run1.log, run2.log, .snakemake/slurm_logs, /var/log/slurm)"
     status=1
 fi
+echo "$summary"     # 'cluster: N passed, M failed' as the closing line
 exit $status

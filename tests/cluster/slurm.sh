@@ -192,6 +192,10 @@ stop_ours() {
     for d in slurmd slurmctld munged; do   # the reverse of the start order
         [ -e "$STATE/$d.pid" ] && stop_pidfile "$STATE/$d.pid"
     done
+    # a daemon's own pid file left behind (slurmctld's makes the package's prerm run scancel)
+    for d in /run/slurmd.pid /run/slurmctld.pid /run/munge/munged.pid; do
+        if [ -e "$d" ] && ! alive "$(pid_of "$d")"; then rm -f "$d"; fi
+    done
     return 0
 }
 

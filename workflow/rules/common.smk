@@ -100,6 +100,16 @@ class Entry:
 ENTRIES = {name: Entry(name, spec) for name, spec in config["methods"].items()}
 
 
+# At most one GPU per job group, unless --resources gpu=N says otherwise (profiles/local).
+# Without a cap Snakemake adds up the GPUs of a group's jobs that could run side by side:
+# a batch of GPU jobs would ask SLURM for one GPU per scene, and inside the cluster job
+# (where the submitting run's --resources is not passed on) the job step would ask srun for
+# more GPUs than the job holds. 'gpu' is scoped per job (Snakefile), so on a cluster this
+# caps one group, not the number of GPU jobs queued.
+if "gpu" not in workflow.global_resources:
+    workflow.register_resource("gpu", 1)
+
+
 def fuse_group(entry):
     """The cluster job group of an entry's fuse and evaluate jobs.
 
@@ -114,6 +124,22 @@ def real_pair_scenes(dataset):
     if real is None:
         return []
     return real.get("scenes") or test_scenes(dataset)
+
+
+def batch_score_files(wildcards):
+    """Score files of one cluster batch: every scene of one entry × dataset × degradation."""
+    dataset = wildcards.dataset
+    scenes = real_pair_scenes(dataset) if wildcards.degradation == "real" else test_scenes(dataset)
+    return [
+        f"results/scores/{wildcards.entry}/{dataset}/{wildcards.degradation}/{scene}.json"
+        for scene in scenes
+    ]
+
+
+def dataset_batch_files(wildcards):
+    dataset = wildcards.dataset
+    tracks = list(degradations(dataset)) + (["real"] if real_pair_scenes(dataset) else [])
+    return [f"results/scores/{entry}/{dataset}/{track}.batch" for entry in ENTRIES for track in tracks]
 
 
 def dataset_score_files(wildcards):

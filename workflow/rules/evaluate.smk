@@ -52,3 +52,25 @@ rule evaluate_real:
 
 # The degradation 'real' names read pairs, not a simulation protocol.
 ruleorder: evaluate_real > evaluate
+
+
+# One cluster job per entry × dataset × degradation: this listing depends on the scene's
+# evaluate (and so fuse) jobs of that batch and shares their group, which makes the batch one
+# connected group. (Packing with --group-components instead makes oversized groups once a
+# checkpoint re-evaluates the DAG: snakemake/snakemake#1217, #1628.)
+rule score_batch:
+    input:
+        batch_score_files,
+    output:
+        "results/scores/{entry}/{dataset}/{degradation}.batch",
+    log:
+        "results/logs/evaluate/{entry}/{dataset}/{degradation}.batch.log",
+    conda:
+        "../envs/hmifbench.yaml"
+    group:
+        lambda wc: fuse_group(wc.entry)
+    resources:
+        mem_mb=200,
+        runtime=1,
+    shell:
+        "printf '%s\\n' {input} > {output} 2> {log}"

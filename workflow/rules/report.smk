@@ -5,7 +5,9 @@
 
 rule list_scores:
     input:
-        dataset_score_files,
+        scores=dataset_score_files,
+        # the batches make each entry × dataset × degradation one cluster job (evaluate.smk)
+        batches=dataset_batch_files,
     output:
         "results/tables/scores/{dataset}.txt",
     localrule: True
@@ -16,7 +18,7 @@ rule list_scores:
     run:
         # A paper-scale run has thousands of score files: too many for one command line.
         with open(output[0], "w") as listing:
-            listing.writelines(f"{path}\n" for path in input)
+            listing.writelines(f"{path}\n" for path in input.scores)
 
 
 rule report_tables:
