@@ -141,13 +141,13 @@ def fuse(method: str, pair_dir, out_dir, params=None, setting="known", seed=0, d
     the workflow stopping. With ``"raise"`` (the default by hand) the record is written too and
     the exception is re-raised.
     """
+    from hmifbench.device import DeviceError, resolve_device
+
     out = Path(out_dir)
     record = {"entry": entry or method, "method": method, "params": params or {},
               "setting": setting, "pair": str(pair_dir), "status": "failed", "error": None}
     dev = None
     try:
-        from hmifbench.device import resolve_device
-
         m = _method(method, params, plugins)
         dev = resolve_device(device, m.resources.gpu > 0, allow_cpu_fallback)
         problem = load_problem(pair_dir, setting)
@@ -168,6 +168,10 @@ def fuse(method: str, pair_dir, out_dir, params=None, setting="known", seed=0, d
             extras=result.extras, output="hr_hsi.hdr",
             timing={"fuse_s": cost["wall_s"], "peak_rss_mb": cost["peak_rss_mb"],
                     "peak_gpu_mb": cost["peak_gpu_mb"]})
+    except DeviceError:
+        # A missing GPU is the job's fault, not the method's: the job fails (and the
+        # scheduler retries it) instead of the method being recorded as failed.
+        raise
     except Exception as err:
         record["error"] = f"{type(err).__name__}: {err}"
         record["traceback"] = traceback.format_exc()

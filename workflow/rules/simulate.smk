@@ -35,6 +35,8 @@ rule prepare_real_pair:
         "results/logs/prepare_real_pair/{dataset}/{scene}.log",
     conda:
         "../envs/hmifbench.yaml"
+    group:
+        "prepare_simulate"
     params:
         options=lambda wc: dataset_options(wc.dataset, real=True),
         root=DATA_ROOT,
