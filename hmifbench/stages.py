@@ -168,14 +168,12 @@ def fuse(method: str, pair_dir, out_dir, params=None, setting="known", seed=0, d
             extras=result.extras, output="hr_hsi.hdr",
             timing={"fuse_s": cost["wall_s"], "peak_rss_mb": cost["peak_rss_mb"],
                     "peak_gpu_mb": cost["peak_gpu_mb"]})
-    except DeviceError:
-        # A missing GPU is the job's fault, not the method's: the job fails (and the
-        # scheduler retries it) instead of the method being recorded as failed.
-        raise
     except Exception as err:
         record["error"] = f"{type(err).__name__}: {err}"
         record["traceback"] = traceback.format_exc()
-        if on_error != "record":
+        # A missing GPU is the job's fault, not the method's: the job fails (and the scheduler
+        # retries it) rather than the method being tabled as failed.
+        if on_error != "record" or isinstance(err, DeviceError):
             write_json(out / "run.json", {**record, "provenance": provenance(seed=seed, device=dev)})
             raise
     record["provenance"] = provenance(seed=seed, device=dev)
