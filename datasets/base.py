@@ -43,8 +43,9 @@ class Dataset:
         try:
             return list(splits[split])
         except KeyError:
+            hint = " (its splits are read from the files: give root=)" if root is None and self.splits_from_files else ""
             raise InputError(f"dataset {self.name!r} has no split {split!r}; "
-                             f"splits: {sorted(splits)}") from None
+                             f"splits: {sorted(splits)}{hint}") from None
 
     def load(self, scene: str, root: Path | None = None, **options) -> Cube:
         """The ground-truth cube of ``scene`` (reflectance-like, in [0, 1], with wavelengths)."""

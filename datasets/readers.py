@@ -312,20 +312,6 @@ class RealDataset(Dataset):
     def read(self, scene: str, root=None, **options) -> tuple[Cube, dict]:
         raise NotImplementedError
 
-    def load(self, scene: str, root=None, **options) -> Cube:
-        """The ground-truth cube of ``scene``; see :meth:`read` for the options."""
-        return self.read(scene, root, **options)[0]
-
-    def scenes(self, split: str | None = None, root=None) -> list[str]:
-        splits = self.splits(root)
-        if split is None:
-            return sorted({s for names in splits.values() for s in names})
-        try:
-            return list(splits[split])
-        except KeyError:
-            raise InputError(f"dataset {self.name!r} has no split {split!r}; splits: {sorted(splits)}"
-                             + ("" if root is not None else " (some splits need root=)")) from None
-
     def _hint(self):
         return self.hint.replace("NAME", self.name)
 
