@@ -196,6 +196,16 @@ def test_degradation_gets_gradient_only_from_l_de():
     assert all(q.grad is None for n, q in model.named_parameters() if not n.startswith("degradation"))
 
 
+def test_degradation_warmup_recovers_the_psf_and_srf():
+    x, prob = simulate(64, 4, sigma=1.2, ksize=7, seed=3)
+    f = methods.get("mossfuse", mode="per-scene", iterations=1, psf_size=7, degradation_warmup=300,
+                    lr_degradation=0.05, **TINY).fuse(prob, device="cpu")
+    assert np.allclose(f.extras["psf_sigma_px"], 1.2, atol=0.1)
+    assert np.abs(f.srf - D700).mean() < 0.01
+    none = methods.get("mossfuse", mode="per-scene", iterations=1, psf_size=7, **TINY).fuse(prob)
+    assert np.allclose(none.extras["psf_sigma_px"], 0.2, atol=0.01)
+
+
 def test_fast_operators_match_reference_formulation():
     from hmifbench.methods.mossfuse import network as N
 

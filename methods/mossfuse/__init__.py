@@ -112,6 +112,8 @@ class MossFuse(Method):
                                  "(s−1 = 31 at ×32 as released), clamped to the image")
         lr: float = param(9e-5, "Adam learning rate of the network")
         lr_degradation: float = param(0.0, "Adam learning rate of the PSF/SRF; 0 = lr (released)")
+        degradation_warmup: int = param(0, "Adam steps on L_DE alone (PSF/SRF only) before "
+                                           "training; 0 as released")
         lr_schedule: Literal["constant", "cosine"] = param(
             "constant", "'constant' (the released schedule is constant to 0.01 %) or 'cosine' "
                         "annealing of every group to lr_min/lr of its rate")
@@ -133,7 +135,7 @@ class MossFuse(Method):
         for name in positive:
             if getattr(p, name) < 1:
                 raise InputError(f"parameter {name!r} must be >= 1, got {getattr(p, name)}")
-        for name in ("iterations", "psf_size"):
+        for name in ("iterations", "psf_size", "degradation_warmup"):
             if getattr(p, name) < 0:
                 raise InputError(f"parameter {name!r} must be >= 0, got {getattr(p, name)}")
         if p.width % p.heads or p.width < 8:

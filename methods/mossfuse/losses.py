@@ -21,8 +21,13 @@ from hmifbench.methods.mossfuse.degradation import blur_decimate, spectral_proje
 
 
 def global_cosine(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Cosine similarity of two tensors flattened over the whole batch into single vectors."""
-    return F.cosine_similarity(a.reshape(-1), b.reshape(-1), dim=0)
+    """Cosine similarity of two tensors flattened over the whole batch into single vectors,
+    ``⟨a, b⟩ / max(‖a‖·‖b‖, 1e-8)``.
+
+    Summed elementwise rather than through ``reshape(-1)``, which would copy channels-last
+    tensors; the value does not depend on the flattening order.
+    """
+    return (a * b).sum() / (torch.linalg.vector_norm(a) * torch.linalg.vector_norm(b)).clamp_min(1e-8)
 
 
 def subspace_clustering_loss(fys, fyc, fxs, fxc) -> torch.Tensor:

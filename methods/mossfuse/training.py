@@ -205,15 +205,16 @@ def _fast(x: torch.Tensor) -> torch.Tensor:
 
 def make_optimizer(model: MossFuseNet, p) -> torch.optim.Optimizer:
     """Adam (β = 0.9, 0.999, no weight decay); the PSF/SRF parameters form their own group so
-    they may use ``lr_degradation``. The multi-tensor ("foreach") update is the same
-    arithmetic as the per-parameter loop, in far fewer operator calls on CPU."""
+    they may use ``lr_degradation``. The fused update is Adam's arithmetic in one kernel for
+    all parameters (on a busy CPU, hundreds of tiny multi-threaded operator calls, one per
+    parameter, can cost more than the whole update)."""
     deg = list(model.degradation.parameters())
     ids = {id(q) for q in deg}
     net = [q for q in model.parameters() if id(q) not in ids]
     lr_deg = p.lr_degradation if p.lr_degradation > 0 else p.lr
     return torch.optim.Adam([{"params": net, "lr": p.lr, "base_lr": p.lr},
                              {"params": deg, "lr": lr_deg, "base_lr": lr_deg}],
-                            betas=(0.9, 0.999), weight_decay=0.0, foreach=True)
+                            betas=(0.9, 0.999), weight_decay=0.0, fused=True)
 
 
 def set_learning_rate(optimizer, p, t: int, total: int) -> None:
@@ -259,6 +260,25 @@ def train_step(model, optimizer, msi, lr_hsi, p, msi_context=None) -> dict:
     terms["total"].backward()
     optimizer.step()
     return {k: float(v.detach()) for k, v in terms.items()}
+
+
+def warm_up_degradation(model: MossFuseNet, sampler: PatchSampler, p, device) -> None:
+    """``p.degradation_warmup`` Adam steps on L_DE alone (PSF/SRF only, at ``lr_degradation``)
+    before training, so that L_MA does not start from the near-delta initial PSF. L_DE needs
+    no network pass, so these steps cost little. Batches come from the stream's far end
+    (items numbered from 2⁴⁰), which keeps the training stream itself unchanged."""
+    deg = model.degradation
+    lr = p.lr_degradation if p.lr_degradation > 0 else p.lr
+    opt = torch.optim.Adam(deg.parameters(), lr=lr, betas=(0.9, 0.999), foreach=True)
+    margin = margin_of(model)
+    base = 2**40 // sampler.batch_size
+    for t in range(p.degradation_warmup):
+        msi, lr_hsi, context = sampler.batch(base + t)
+        msi = (msi if context is None else context).to(device)
+        y_x, y_y, _, _ = deg(lr_hsi.to(device), msi, margin if context is not None else 0)
+        opt.zero_grad(set_to_none=True)
+        F.l1_loss(y_x, y_y).backward()
+        opt.step()
 
 
 def total_iterations(p, n_patches: int) -> int:
@@ -319,6 +339,8 @@ def train(model: MossFuseNet, scenes, p, *, seed: int, device: torch.device, pro
         optimizer.load_state_dict(state["optimizer"])
         start, losses = int(state["iteration"]), dict(state.get("losses", {}))
     resumed_from = start
+    if start == 0 and p.degradation_warmup > 0:
+        warm_up_degradation(model, sampler, p, device)
     bar = _progress_bar(progress, total, start, desc)
     for t in range(start, total):
         set_learning_rate(optimizer, p, t, total)
