@@ -1,21 +1,34 @@
-"""Speed, peak memory and quality of the MRA methods (SFIM, MTF-GLP, MTF-GLP-HPM) and HySure.
+"""Speed, peak memory and quality of the linear (non-learned) fusion methods.
 
-One 512×512×31 synthetic scene (hmifbench.datasets.synthetic, seed 0) degraded by the
-``gauss-fwhm-x8`` protocol (Gaussian PSF with a one-LR-pixel FWHM, Nikon D700 SRF, no noise);
-each method runs in the known setting (PSF and SRF given) and the blind one (neither given).
-Every run is a fresh child process pinned to ``--cores`` CPU cores with BLAS/OpenMP/FFT limited
-to as many threads. Peak memory is the process's peak resident set during ``fuse`` (VmHWM,
-reset just before the call; it includes the interpreter, libraries and the inputs already
-resident, the "baseline" column). Times are the wall clock of ``fuse`` alone, after a
-warm-up fuse on a 4×4-pixel crop (imports), median of ``--repeat`` runs.
+Methods: upsample and GSA (references), the MRA methods SFIM, MTF-GLP and MTF-GLP-HPM, and the
+model-based HySure, FUSE, CNMF and LTMR.
 
-Targets (issue 5, 2 cores): SFIM and MTF-GLP ≤ 1 s, HySure ≤ 120 s, peak memory < 2 GB.
+One ``--size``×``--size``×31 synthetic scene (hmifbench.datasets.synthetic, seed 0; 512 by
+default) degraded by the ``gauss-fwhm-x8`` protocol (Gaussian PSF with a one-LR-pixel FWHM,
+Nikon D700 SRF, reflect101 borders, no noise). Each method runs in the known setting (PSF and
+SRF given) and the blind one (neither given: HySure and CNMF estimate them themselves, FUSE and
+LTMR through ``hmifbench.methods.hysure.estimate_degradation``; the MRA methods and GSA do not
+use them).
+
+Every run is a fresh child process pinned to ``--cores`` CPU cores with BLAS/OpenMP limited to
+as many threads. Peak memory is the process's peak resident set during ``fuse`` (VmHWM, reset
+just before the call; it includes the interpreter, libraries and the inputs already resident,
+shown as the "baseline" in parentheses). ``getrusage``'s ru_maxrss is not used: it keeps the
+parent's peak across fork + exec. Times are the wall clock of ``fuse`` alone (seed 0), after a
+warm-up fuse on an 8×8-LR-pixel crop with cheap per-method parameters (lazy imports such as
+scipy.optimize / scipy.fft and first-call costs), median of ``--repeat`` runs; every run's
+time is listed. On a machine shared with other jobs the times vary a lot: the load average is
+printed at the start and the end, and recorded per row in the JSON.
+
+Targets (issue 5: one 512×512×31 scene at ×8 on 2 cores): SFIM, MTF-GLP (and MTF-GLP-HPM)
+≤ 1 s, FUSE ≤ 5 s, CNMF ≤ 60 s, HySure ≤ 120 s, LTMR ≤ 300 s, peak memory < 2 GB each. The
+target column is only meaningful at the default size and core count.
 
 ``--cave`` adds the real CAVE crops of ../shared/data/real (cropped to a multiple of 8, same
-protocol) for quality only (one run each).
+protocol), one run each, for quality; ``--no-synthetic`` skips the synthetic timing scene.
 
-Usage: python benchmarks/bench_linear_a.py [--repeat 3] [--cores 2] [--methods ...] [--cave]
-       [--json out.json]
+Usage: python benchmarks/bench_linear.py [--methods ...] [--settings known blind] [--repeat 3]
+       [--cores 2] [--size 512] [--cave] [--no-synthetic] [--json out.json]
 """
 
 from __future__ import annotations
@@ -30,10 +43,15 @@ import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-METHODS = ["upsample", "gsa", "sfim", "mtf_glp", "mtf_glp_hpm", "hysure"]
-TARGET_S = {"sfim": 1.0, "mtf_glp": 1.0, "mtf_glp_hpm": 1.0, "hysure": 120.0}
+METHODS = ["upsample", "gsa", "sfim", "mtf_glp", "mtf_glp_hpm", "hysure", "fuse", "cnmf", "ltmr"]
+TARGET_S = {"sfim": 1.0, "mtf_glp": 1.0, "mtf_glp_hpm": 1.0, "fuse": 5.0, "cnmf": 60.0,
+            "hysure": 120.0, "ltmr": 300.0}
 TARGET_MB = 2048
 PROTOCOL = "gauss-fwhm-x8"
+WARMUP_CROP = 8  # LR pixels
+WARMUP_PARAMS = {"hysure": {"iterations": 2},
+                 "cnmf": {"endmembers": 3, "inner_iterations": 2},
+                 "ltmr": {"iterations": 1, "kmeans_iterations": 1}}
 
 
 def child(pair_path: str, method: str, setting: str) -> None:
@@ -47,21 +65,21 @@ def child(pair_path: str, method: str, setting: str) -> None:
 
     data = np.load(pair_path)
     known = setting == "known"
-    # Warm-up on a tiny pair: lazy imports (scipy.optimize, scipy.fft) and NumPy's first-call
-    # costs are paid once per process, not per megapixel; they are not part of the timing.
     s = int(data["scale"])
-    tiny = FusionProblem(data["lr_hsi"][:4, :4], data["hr_msi"][:4 * s, :4 * s], s,
-                         psf=data["psf"] if known else None, srf=data["srf"] if known else None)
-    get(method, **({"iterations": 2} if method == "hysure" else {})).fuse(tiny)
-    problem = FusionProblem(data["lr_hsi"], data["hr_msi"], int(data["scale"]),
-                            psf=data["psf"] if known else None, srf=data["srf"] if known else None)
+    degradation = {"psf": data["psf"] if known else None, "srf": data["srf"] if known else None}
+    # Warm-up on a tiny pair: lazy imports and NumPy/SciPy first-call costs are paid once per
+    # process, not per megapixel; they are not part of the timing.
+    c = WARMUP_CROP
+    tiny = FusionProblem(data["lr_hsi"][:c, :c], data["hr_msi"][:c * s, :c * s], s, **degradation)
+    get(method, **WARMUP_PARAMS.get(method, {})).fuse(tiny, seed=0)
+    problem = FusionProblem(data["lr_hsi"], data["hr_msi"], s, **degradation)
     baseline_mb = _status_mb("VmRSS")
     _reset_peak()
     start = time.perf_counter()
-    fused = get(method).fuse(problem)
+    fused = get(method).fuse(problem, seed=0)
     seconds = time.perf_counter() - start
     peak_mb = _status_mb("VmHWM")
-    scores = evaluate(data["truth"], np.clip(fused.hr_hsi, 0, 1), int(data["scale"]))
+    scores = evaluate(data["truth"], np.clip(fused.hr_hsi, 0, 1), s)
     print(json.dumps({"method": method, "setting": setting, "seconds": seconds, "peak_mb": peak_mb,
                       "baseline_mb": baseline_mb,
                       "psnr": scores["psnr"], "sam": scores["sam"], "ergas": scores["ergas"],
@@ -77,8 +95,7 @@ def _status_mb(field: str) -> float:
 
 
 def _reset_peak() -> None:
-    """Reset the process's peak RSS (VmHWM) to its current RSS (Linux ≥ 4.0). getrusage's
-    ru_maxrss cannot be used: it keeps the parent's peak across fork + exec."""
+    """Reset the process's peak RSS (VmHWM) to its current RSS (Linux ≥ 4.0)."""
     try:
         Path("/proc/self/clear_refs").write_text("5")
     except OSError:
@@ -91,8 +108,9 @@ def run_child(pair_path: Path, method: str, setting: str, cores: list[int]) -> d
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS"):
         env[var] = n
     code = (f"import os, sys; os.sched_setaffinity(0, {cores!r}); sys.path.insert(0, {str(REPO)!r}); "
-            f"from benchmarks.bench_linear_a import child; child({str(pair_path)!r}, {method!r}, {setting!r})")
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False)
+            f"from benchmarks.bench_linear import child; child({str(pair_path)!r}, {method!r}, {setting!r})")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=False)
     if out.returncode != 0:
         return {"method": method, "setting": setting, "error": out.stderr.strip().splitlines()[-1:]}
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -110,6 +128,7 @@ def save_pair(cube, path: Path) -> None:
 
 
 def cave_cubes():
+    """The real CAVE crops in ../shared/data/real, cropped to a multiple of 8 (none if absent)."""
     import glob
 
     import numpy as np
@@ -127,13 +146,14 @@ def cave_cubes():
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--methods", nargs="+", default=METHODS, choices=METHODS)
+    ap.add_argument("--settings", nargs="+", default=["known", "blind"], choices=["known", "blind"])
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--cores", type=int, default=2)
-    ap.add_argument("--methods", nargs="+", default=METHODS)
-    ap.add_argument("--settings", nargs="+", default=["known", "blind"])
-    ap.add_argument("--cave", action="store_true")
-    ap.add_argument("--no-synthetic", action="store_true", help="skip the 512² timing scene")
-    ap.add_argument("--json", default=None)
+    ap.add_argument("--size", type=int, default=512, help="synthetic scene side (multiple of 8)")
+    ap.add_argument("--cave", action="store_true", help="add the real CAVE crops (quality only)")
+    ap.add_argument("--no-synthetic", action="store_true", help="skip the synthetic timing scene")
+    ap.add_argument("--json", default=None, help="write every record to this file")
     args = ap.parse_args()
 
     from hmifbench.datasets.synthetic import make_scene
@@ -144,26 +164,31 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         pair_path = Path(tmp) / "pair.npz"
         if not args.no_synthetic:
-            save_pair(make_scene(seed=0, size=512), pair_path)
-            print("\n512×512×31 synthetic, ×8 — median of", args.repeat, "runs\n")
-            print("| method | setting | time s (median) | runs | peak MB (baseline) | PSNR | SAM | target |")
-            print("|---|---|---|---|---|---|---|---|")
+            save_pair(make_scene(seed=0, size=args.size), pair_path)
+            print(f"\n{args.size}×{args.size}×31 synthetic, ×8 — median of {args.repeat} runs\n")
+            print("| method | setting | time s (median) | runs | peak MB (baseline) | PSNR | SAM "
+                  "| iterations | target |")
+            print("|---|---|---|---|---|---|---|---|---|")
         for method in ([] if args.no_synthetic else args.methods):
             for setting in args.settings:
                 runs = [run_child(pair_path, method, setting, cores) for _ in range(args.repeat)]
-                if "error" in runs[0]:
-                    print(f"| {method} | {setting} | failed: {runs[0]['error']} |")
+                failed = [r for r in runs if "error" in r]
+                if failed:
+                    print(f"| {method} | {setting} | failed: {failed[0]['error']} |")
                     continue
                 seconds = [r["seconds"] for r in runs]
                 rec = dict(runs[0], seconds=statistics.median(seconds), all_seconds=seconds,
-                           peak_mb=max(r["peak_mb"] for r in runs), scene="synthetic512")
+                           peak_mb=max(r["peak_mb"] for r in runs), scene=f"synthetic{args.size}",
+                           load=os.getloadavg()[0])
                 records.append(rec)
                 limit = TARGET_S.get(method)
                 ok = "" if limit is None else (
                     "ok" if rec["seconds"] <= limit and rec["peak_mb"] < TARGET_MB else "MISSED")
                 print(f"| {method} | {setting} | {rec['seconds']:.2f} | "
-                      f"{', '.join(f'{s:.2f}' for s in seconds)} | {rec['peak_mb']:.0f} ({rec['baseline_mb']:.0f}) | "
-                      f"{rec['psnr']:.2f} | {rec['sam']:.2f} | {ok} |", flush=True)
+                      f"{', '.join(f'{s:.2f}' for s in seconds)} | "
+                      f"{rec['peak_mb']:.0f} ({rec['baseline_mb']:.0f}) | "
+                      f"{rec['psnr']:.2f} | {rec['sam']:.2f} | {rec['iterations'] if rec['iterations'] is not None else '—'} | {ok} |",
+                      flush=True)
         if args.cave:
             print("\nCAVE crops (../shared/data/real), ×8, one run each\n")
             print("| scene | method | setting | time s | PSNR | SAM |")
@@ -179,6 +204,7 @@ def main():
                         records.append(dict(r, scene=name))
                         print(f"| {name} {cube.data.shape[0]}² | {method} | {setting} | "
                               f"{r['seconds']:.2f} | {r['psnr']:.2f} | {r['sam']:.2f} |", flush=True)
+    print(f"\nload average at the end {os.getloadavg()}")
     if args.json:
         Path(args.json).write_text(json.dumps(records, indent=1))
 
