@@ -262,23 +262,28 @@ def train_step(model, optimizer, msi, lr_hsi, p, msi_context=None) -> dict:
     return {k: float(v.detach()) for k, v in terms.items()}
 
 
-def warm_up_degradation(model: MossFuseNet, sampler: PatchSampler, p, device) -> None:
-    """``p.degradation_warmup`` Adam steps on L_DE alone (PSF/SRF only, at ``lr_degradation``)
-    before training, so that L_MA does not start from the near-delta initial PSF. L_DE needs
-    no network pass, so these steps cost little. Batches come from the stream's far end
+def warm_up_degradation(model: MossFuseNet, optimizer, sampler: PatchSampler, p, device) -> None:
+    """``p.degradation_warmup`` Adam steps on L_DE alone (PSF/SRF only) before training, so
+    that L_MA does not start from the near-delta initial PSF. L_DE needs no network pass, so
+    these steps cost little. The degradation group's rate is annealed by a cosine from
+    ``lr_degradation`` to 1 % of it; the steps go through the training optimizer (the network
+    has no gradients, so it does not move), whose moment estimates then carry over, so the
+    first training steps do not jolt the estimate. Batches come from the stream's far end
     (items numbered from 2⁴⁰), which keeps the training stream itself unchanged."""
     deg = model.degradation
-    lr = p.lr_degradation if p.lr_degradation > 0 else p.lr
-    opt = torch.optim.Adam(deg.parameters(), lr=lr, betas=(0.9, 0.999), foreach=True)
+    net_group, deg_group = optimizer.param_groups
     margin = margin_of(model)
     base = 2**40 // sampler.batch_size
-    for t in range(p.degradation_warmup):
+    total = p.degradation_warmup
+    for t in range(total):
+        net_group["lr"] = 0.0
+        deg_group["lr"] = deg_group["base_lr"] * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * t / total)))
         msi, lr_hsi, context = sampler.batch(base + t)
         msi = (msi if context is None else context).to(device)
         y_x, y_y, _, _ = deg(lr_hsi.to(device), msi, margin if context is not None else 0)
-        opt.zero_grad(set_to_none=True)
+        optimizer.zero_grad(set_to_none=True)
         F.l1_loss(y_x, y_y).backward()
-        opt.step()
+        optimizer.step()
 
 
 def total_iterations(p, n_patches: int) -> int:
@@ -340,7 +345,7 @@ def train(model: MossFuseNet, scenes, p, *, seed: int, device: torch.device, pro
         start, losses = int(state["iteration"]), dict(state.get("losses", {}))
     resumed_from = start
     if start == 0 and p.degradation_warmup > 0:
-        warm_up_degradation(model, sampler, p, device)
+        warm_up_degradation(model, optimizer, sampler, p, device)
     bar = _progress_bar(progress, total, start, desc)
     for t in range(start, total):
         set_learning_rate(optimizer, p, t, total)
