@@ -83,7 +83,7 @@ class MossFuse(Method):
     family = "deep"
     training = "dataset"
     blind = True
-    resources = Resources(gpu=1, mem_mb=16000, runtime_min=720, threads=4)
+    resources = Resources(gpu=1, mem_mb=8000, runtime_min=720, threads=4)
     citation = ("S. Du, Y. Zou, Z. Wang, X. Li, Y. Li, C. Shang, Q. Shen, Unsupervised "
                 "Hyperspectral and Multispectral Image Fusion via Self-Supervised Modality "
                 "Decoupling, arXiv:2412.04802, 2024")
@@ -127,6 +127,11 @@ class MossFuse(Method):
         checkpoint_dir: str = param("", "directory for resumable checkpoints and the trained "
                                         "model when fit() gets no workdir; '' = none")
         checkpoint_every: int = param(1000, "iterations between resumable checkpoints")
+
+    @classmethod
+    def trains_on_dataset(cls, params) -> bool:
+        """Only the ``dataset`` mode needs a train job; ``per-scene`` trains inside fuse()."""
+        return params.mode == "dataset"
 
     @classmethod
     def validate_params(cls, p):
