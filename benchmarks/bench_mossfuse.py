@@ -255,7 +255,8 @@ def bench_quality(args):
 
     torch.set_num_threads(args.threads)
     kw = dict(mode="per-scene", iterations=args.iterations, width=args.width, lr=args.lr,
-              lr_degradation=5e-2, lr_schedule="cosine", patch_size=64, patch_stride=32)
+              lr_degradation=5e-2, degradation_warmup=500, lr_schedule="cosine",
+              patch_size=64, patch_stride=32)
     results = {"params": kw, "runs": []}
     print("params", kw)
     for scale in (4, 8):

@@ -73,10 +73,22 @@ class MossFuse(Method):
       backward pass, but its checkpoint's self-supervised decoders are trained).
     * ``lr_schedule="constant"`` stands in for the released cosine schedule, whose LR moves by
       0.01 % over 500 epochs (T_max = 98,000 epochs, stepped per epoch).
+    * ``augment="aligned"``: the released rot90/flips move the LR grid's decimation phase by
+      one HR pixel in every flipped axis (15 → 16 at ×32), pairing LR pixels with shifted HR
+      windows; on the ×32 simulation this biases the PSF estimate to σ ≈ 2.11 instead of 2
+      (benchmarks/bench_mossfuse.py estimator). "aligned" shifts the HR crop so that every
+      augmented sample keeps the exact phase; ``augment="released"`` reproduces the original.
+    * A PSF wider than s − 1 (``psf_size``, automatic below ×16) reaches beyond a patch; L_DE
+      then reads the HR-MSI patch with the needed context from the scene, so the estimate
+      stays exact. At ×32 with the released 31×31 kernel nothing changes.
+    * ``degradation_warmup`` (default 0, as released) runs cheap L_DE-only steps first; it is
+      useful for short per-scene budgets.
     * Seeds are fixed; the SE block pools globally (the released pooling assumes square
       inputs); the reported SRF is clipped at 0 and renormalised (the raw minimum is in
       ``extras["srf_raw_min"]``); the output is clipped to [0, 1] as the released evaluation
-      does before every metric.
+      does before every metric; Adam is PyTorch's fused implementation (same update).
+    * Everything runs through the same operators whatever the device; on CPU the network runs
+      channels-last with fused forms of the same arithmetic (``network.FAST_OPS``).
     """
 
     name = "mossfuse"
