@@ -141,6 +141,11 @@ class MossFuse(Method):
         checkpoint_every: int = param(1000, "iterations between resumable checkpoints")
 
     @classmethod
+    def quick_params(cls) -> dict:
+        """Two steps of a narrow network on small patches: seconds on a CPU."""
+        return {"iterations": 2, "width": 8, "patch_size": 32, "patch_stride": 32}
+
+    @classmethod
     def trains_on_dataset(cls, params) -> bool:
         """Only the ``dataset`` mode needs a train job; ``per-scene`` trains inside fuse()."""
         return params.mode == "dataset"
