@@ -276,7 +276,7 @@ class MTFGLP(Method):
                         regression=p.regression)
 
 
-class MTFGLPHPM(Method):
+class MTFGLPHPM(MTFGLP):
     """MTF-GLP-HPM-HS: MTF-matched GLP with multiplicative (high-pass modulation) injection.
 
     Aiazzi, Alparone, Baronti, Garzelli, Selva, "An MTF-based spectral distortion minimizing
@@ -292,32 +292,13 @@ class MTFGLPHPM(Method):
     """
 
     name = "mtf_glp_hpm"
-    family = "linear"
-    blind = True
-    resources = Resources(mem_mb=2000, runtime_min=10)
-    citation = _CITATION
-    licence = _LICENCE
     injection = "multiplicative"
 
     @dataclass
-    class Params:
-        gnyq: Optional[float] = param(None, _GNYQ_DOC)
-        use_psf: bool = param(True, _USE_PSF_DOC)
-        detail_source: Literal["hypersharpening", "band_assignment"] = param(
-            "hypersharpening", _SOURCE_DOC)
+    class Params(MTFGLP.Params):
         regression: Literal["ls", "nnls"] = param(
             "nnls", "hypersharpening weights: non-negative ('nnls', keeps P_k > 0 for the "
                     "ratio) or unconstrained ('ls') least squares")
-
-    @classmethod
-    def validate_params(cls, p):
-        _validate(p)
-
-    def fuse(self, problem: FusionProblem, *, state=None, seed=0, device="auto", progress=None):
-        p = self.params
-        return mra_fuse(problem, injection=self.injection, lowpass="mtf", gnyq=p.gnyq,
-                        use_psf=p.use_psf, detail_source=p.detail_source,
-                        regression=p.regression)
 
 
 class SFIM(Method):
