@@ -337,19 +337,43 @@ def test_worked_example_in_docs_is_what_the_code_computes():
         assert results[profile][key] == pytest.approx(value, abs=6e-7), (profile, key)
 
 
-@pytest.mark.parametrize("max_gemm", [240_000, 3_000])
-def test_banded_filters_match_scipy(monkeypatch, max_gemm):
+def _windowed_reference(x, y, w, c1, c2, cov_norm=1.0):
+    """Per-band mean SSIM (c1, c2 > 0) or UIQI map, straight from the definitions: the five
+    local moments filtered by scipy in float64, valid positions only."""
     from scipy import ndimage
 
-    from hmifbench.metrics import _windows as W
+    k = w.size
+    lo = k // 2     # scipy centres a k-tap window on tap k//2
 
-    monkeypatch.setattr(W, "_MAX_GEMM", max_gemm)      # small: forces tiles and chunks to split
-    a = np.random.default_rng(4).random((2, 3, 45, 70))
-    for w in (W.gaussian_kernel(1.5), W.box_kernel(32), W.box_kernel(7)):
-        k = w.size
-        # scipy centres a k-tap window on tap k//2: full[i + k//2] is the valid output i
-        full = ndimage.correlate1d(ndimage.correlate1d(a, w, axis=-1), w, axis=-2)
-        lo = k // 2
-        expected = full[..., lo:lo + 45 - k + 1, lo:lo + 70 - k + 1]
-        got = W.filter2_valid(a, w).swapaxes(-1, -2)
-        np.testing.assert_allclose(got, expected, atol=1e-12)
+    def local_mean(a):
+        full = ndimage.correlate1d(ndimage.correlate1d(a, w, axis=0), w, axis=1)
+        return full[lo:lo + a.shape[0] - k + 1, lo:lo + a.shape[1] - k + 1]
+
+    x = x.astype(np.float64)
+    y = y.astype(np.float64)
+    mx, my = local_mean(x), local_mean(y)
+    vx = (local_mean(x * x) - mx * mx) * cov_norm
+    vy = (local_mean(y * y) - my * my) * cov_norm
+    cxy = (local_mean(x * y) - mx * my) * cov_norm
+    q = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
+    return q.mean(axis=(0, 1))
+
+
+@pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-10), (np.float32, 2e-6)])
+def test_windowed_kernels_match_the_definition_across_blocks(dtype, tol):
+    """Images taller than several row blocks (running sums restart at each block) and wider
+    than a chunk of the Gaussian filter: the compiled loops give the textbook values."""
+    from hmifbench.metrics._windows import box_kernel, gaussian_kernel
+
+    x, y = _pair(rows=300, cols=400, bands=3, dtype=dtype)
+    cases = {
+        "gauss11": (_core.WindowSpec(gaussian_kernel(1.5), c1=1e-4, c2=9e-4), 1e-4, 9e-4, 1.0),
+        "box7_sample": (_core.WindowSpec(box_kernel(7), c1=1e-4, c2=9e-4, cov_norm=49 / 48),
+                        1e-4, 9e-4, 49 / 48),
+        "uiqi32": (_core.WindowSpec(box_kernel(32)), 0.0, 0.0, 1.0),
+    }
+    got, _ = _core.windowed_pass(x, y, {name: spec for name, (spec, *_) in cases.items()},
+                                 moments=False)
+    for name, (spec, c1, c2, cov_norm) in cases.items():
+        expected = _windowed_reference(x, y, spec.kernel, c1, c2, cov_norm)
+        np.testing.assert_allclose(got[name], expected, atol=tol, err_msg=name)
