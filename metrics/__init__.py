@@ -1,7 +1,8 @@
 """hmifbench.metrics — quality indices of fused images, degradation estimates and cost.
 
 * Full reference (canonical definitions): :func:`psnr`, :func:`ssim`, :func:`sam`,
-  :func:`ergas`, :func:`rmse`, :func:`uiqi`, :func:`cc`; the whole set under a named profile
+  :func:`ergas`, :func:`rmse`, :func:`uiqi`, :func:`cc`, :func:`q2n` (Garzelli & Nencini's
+  hypercomplex block index); the whole set under a named profile
   (:data:`PROFILES`) with :func:`evaluate` / :func:`evaluate_record`.
 * No reference (real pairs): :func:`d_lambda`, :func:`d_s`, :func:`qnr`.
 * Degradation estimates of blind methods: :func:`psf_error`, :func:`srf_error`.
@@ -20,9 +21,10 @@ from hmifbench.metrics.profiles import (
     evaluate_record,
     profile_keys,
 )
+from hmifbench.metrics.q2n import q2n
 
 __all__ = [
     "evaluate", "evaluate_record", "PROFILES", "profile_keys", "METRICS_VERSION",
-    "psnr", "ssim", "sam", "ergas", "rmse", "uiqi", "cc",
+    "psnr", "ssim", "sam", "ergas", "rmse", "uiqi", "cc", "q2n",
     "d_lambda", "d_s", "qnr", "psf_error", "srf_error",
 ]

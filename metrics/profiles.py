@@ -31,6 +31,7 @@ from .full_reference import (
     ssim_spec,
     uiqi_spec,
 )
+from .q2n import Q2N_BLOCK, Q2N_SHIFT, matlab_uint16, q2n_fits, q2n_map
 
 #: Version of the metric definitions; bump when any number a profile produces changes.
 METRICS_VERSION = "1"
@@ -38,7 +39,7 @@ METRICS_VERSION = "1"
 _KEYS = {
     "canonical": ("psnr", "ssim", "sam", "ergas", "rmse", "uiqi", "cc"),
     "mossfuse": ("psnr", "rmse", "ssim", "sam", "ergas", "uiqi"),
-    "yokoya": ("psnr", "sam", "ergas"),
+    "yokoya": ("psnr", "sam", "ergas", "q2n"),
 }
 
 #: Names of the available profiles; ``PROFILES[0]`` is the default.
@@ -135,6 +136,11 @@ def _sam_unguarded_deg(x, y, rows_per_block: int = 16) -> float:
 
 # ------------------------------------------------------------------------- yokoya
 
+#: Full scale of the DN the ``yokoya`` profile gives Q2n: data in [0, data_range] become
+#: [0, 10000] (reflectance × 10000, as in the HSMSFusionToolbox demo) before the uint16 cast.
+YOKOYA_DN_FULL_SCALE = 10000.0
+
+
 def _yokoya(x, y, scale, data_range):
     """Yokoya's HSMSFusionToolbox ``QualityIndices.m`` (research/metrics.md §1a).
 
@@ -142,7 +148,14 @@ def _yokoya(x, y, scale, data_range):
     * SAM: as canonical (degrees, zero-norm pixels excluded; MATLAB's real(acos) of a rounded
       cosine above 1 is 0, which the canonical formula also gives);
     * ERGAS: (100/s)·sqrt(mean_b MSE_b / mean(Y_b)²) — normalised by the *estimate's* band
-      mean, because QualityIndices passes (I_HS, I_REF) to ERGAS(I, I_ref).
+      mean, because QualityIndices passes (I_HS, I_REF) to ERGAS(I, I_ref);
+    * Q2n: ``q2n(I_REF, I_HS, 32, 32)`` (:func:`.q2n.q2n`: 32×32 blocks, shift 32) on both
+      cubes converted to DN and cast like MATLAB's ``uint16()``: multiplied by
+      dn_scale = 10000/data_range (recorded as ``q2n_dn_scale``), rounded half away from
+      zero, saturated to [0, 65535]; ``q2n.m``'s rule for a reference block band of mean 0
+      (estimate normalised as Y_b + 1) is kept. The cast is why the toolbox needs DN: on
+      [0, 1] data uint16 leaves only 0 and 1. NaN when the image is smaller than the
+      mirror padding allows (``q2n.m`` fails there; 16 pixels per side for 32×32 blocks).
     """
     per_band, m = windowed_pass(x, y, {}, moments=True)
     total, valid, excluded = spectral_angles(x, y)
@@ -150,12 +163,20 @@ def _yokoya(x, y, scale, data_range):
     if np.any(peak <= 0):
         raise InputError("the yokoya PSNR peak (max of a reference band) is <= 0 for band(s) "
                          f"{np.flatnonzero(peak <= 0).tolist()}")
+    dn_scale = YOKOYA_DN_FULL_SCALE / data_range
+    if q2n_fits(x.shape, Q2N_BLOCK, Q2N_SHIFT):
+        q2n_value, _ = q2n_map(matlab_uint16(np.asarray(x, np.float64) * dn_scale),
+                               matlab_uint16(np.asarray(y, np.float64) * dn_scale),
+                               Q2N_BLOCK, Q2N_SHIFT, matlab_zero_mean=True)
+    else:
+        q2n_value = math.nan
     scores = {
         "psnr": psnr_from_mse(m.mse, peak),
         "sam": math.degrees(total / valid) if valid else math.nan,
         "ergas": ergas_from_mse(m.mse, m.mean_y, scale),
+        "q2n": q2n_value,
     }
-    return scores, {"sam_excluded_pixels": excluded}
+    return scores, {"sam_excluded_pixels": excluded, "q2n_dn_scale": dn_scale}
 
 
 _IMPL = {"canonical": _canonical, "mossfuse": _mossfuse, "yokoya": _yokoya}
@@ -172,7 +193,8 @@ def evaluate_record(reference, estimate, scale, profile: str = "canonical", crop
     dict
         ``{"profile": str, "metrics_version": str, "scale": float, "crop": int,
         "data_range": float, "scores": {key: float}, "sam_excluded_pixels": int}``
-        (plus ``"uiqi_window"`` for the canonical profile). ``scores`` has exactly the keys
+        (plus ``"uiqi_window"`` for the canonical profile and ``"q2n_dn_scale"`` for
+        ``yokoya``). ``scores`` has exactly the keys
         :func:`profile_keys` lists. This shape is stable: the workflow writes it as a JSON
         score file.
     """
