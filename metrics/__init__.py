@@ -24,7 +24,22 @@ from hmifbench.metrics.profiles import (
 from hmifbench.metrics.q2n import q2n
 
 __all__ = [
-    "evaluate", "evaluate_record", "PROFILES", "profile_keys", "METRICS_VERSION",
-    "psnr", "ssim", "sam", "ergas", "rmse", "uiqi", "cc", "q2n",
-    "d_lambda", "d_s", "qnr", "psf_error", "srf_error",
+    "METRICS_VERSION",
+    "PROFILES",
+    "cc",
+    "d_lambda",
+    "d_s",
+    "ergas",
+    "evaluate",
+    "evaluate_record",
+    "profile_keys",
+    "psf_error",
+    "psnr",
+    "q2n",
+    "qnr",
+    "rmse",
+    "sam",
+    "srf_error",
+    "ssim",
+    "uiqi",
 ]

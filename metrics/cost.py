@@ -24,7 +24,8 @@ from __future__ import annotations
 import statistics
 import sys
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 
 def count_parameters(module) -> dict[str, int]:

@@ -215,6 +215,19 @@ def uiqi(reference, estimate, window: int = UIQI_WINDOW, crop: int = 0) -> float
     return float(np.mean(per_band["uiqi"]))
 
 
-__all__ = ["psnr", "ssim", "sam", "ergas", "rmse", "uiqi", "cc",
-           "psnr_from_mse", "ergas_from_mse", "cc_from_moments", "ssim_spec", "uiqi_spec",
-           "effective_uiqi_window", "UIQI_WINDOW"]
+__all__ = [
+    "UIQI_WINDOW",
+    "cc",
+    "cc_from_moments",
+    "effective_uiqi_window",
+    "ergas",
+    "ergas_from_mse",
+    "psnr",
+    "psnr_from_mse",
+    "rmse",
+    "sam",
+    "ssim",
+    "ssim_spec",
+    "uiqi",
+    "uiqi_spec",
+]

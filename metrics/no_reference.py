@@ -66,7 +66,7 @@ def _pairwise_q(a: np.ndarray, b: np.ndarray, pairs: list[tuple[int, int]], wind
 
 
 def _lr_window(window: int, scale: float) -> int:
-    return max(2, int(round(window / scale)))
+    return max(2, round(window / scale))
 
 
 def d_lambda(fused, lr_hsi, p: float = 1.0, window: int = UIQI_WINDOW, scale: float | None = None) -> float:

@@ -20,7 +20,7 @@ import numpy as np
 from hmifbench.errors import InputError
 
 from ._checks import check_crop, check_data_range, check_pair, check_scale
-from ._core import WindowSpec, spectral_angles, windowed_pass
+from ._core import WindowSpec, moments_and_angles, windowed_pass
 from ._windows import box_kernel
 from .full_reference import (
     _check_window,
@@ -63,8 +63,8 @@ def _canonical(x, y, scale, data_range):
     uiqi_side = effective_uiqi_window(x.shape)
     specs = {"ssim": ssim_spec(data_range), "uiqi": uiqi_spec(uiqi_side)}
     _check_window(x.shape, specs["ssim"].kernel.size, "SSIM")
-    per_band, m = windowed_pass(x, y, specs, moments=True)
-    total, valid, excluded = spectral_angles(x, y)
+    per_band, _ = windowed_pass(x, y, specs, moments=False)
+    m, total, valid, excluded = moments_and_angles(x, y)
     scores = {
         "psnr": psnr_from_mse(m.mse, data_range),
         "ssim": float(np.mean(per_band["ssim"])),
@@ -96,7 +96,8 @@ def _mossfuse(x, y, scale, data_range):
       spectrum, or a rounded cosine exceeds 1);
     * ERGAS: (100/32)·sqrt(Σ_b MSE_b/μ_b² / (B + 1)) whatever the true scale;
     * RMSE: over all elements, on the [0, 1] data;
-    * UIQI: ``sewar.full_ref.uqi`` with ws = 8 (its formula, which tends to 1; see compat).
+    * UIQI: ``sewar.full_ref.uqi`` with ws = 8 (its formula, which tends to 1; see
+      ``_kernels._sewar``).
     """
     y = np.clip(y, 0.0, 1.0)
     k = MOSSFUSE_SSIM_WINDOW
@@ -157,8 +158,7 @@ def _yokoya(x, y, scale, data_range):
       [0, 1] data uint16 leaves only 0 and 1. NaN when the image is smaller than the
       mirror padding allows (``q2n.m`` fails there; 16 pixels per side for 32×32 blocks).
     """
-    per_band, m = windowed_pass(x, y, {}, moments=True)
-    total, valid, excluded = spectral_angles(x, y)
+    m, total, valid, excluded = moments_and_angles(x, y)
     peak = x.max(axis=(0, 1)).astype(np.float64)
     if np.any(peak <= 0):
         raise InputError("the yokoya PSNR peak (max of a reference band) is <= 0 for band(s) "
