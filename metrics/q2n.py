@@ -36,7 +36,8 @@ Q2N_SHIFT = 32
 MATLAB_EPS = float(np.finfo(np.float64).eps)
 
 # Largest m·n·k of one BLAS product: below OpenBLAS's multithreading threshold (65536·4), so
-# BLAS stays single-threaded on a machine shared with other jobs (as in _windows.py).
+# BLAS stays single-threaded: a multithreaded OpenBLAS spin-waits, which on a machine shared
+# with other jobs (several Snakemake jobs scoring at once) made products 10–30× slower.
 _MAX_GEMM = 240_000
 # Elements (pixels × bands) of one strip of blocks processed at a time (bounds memory).
 _STRIP_ELEMENTS = 1 << 20
