@@ -80,6 +80,7 @@ WINDOW_BLOCK_ROWS = 64
 def _window_block_rows(k: int) -> int:
     return max(WINDOW_BLOCK_ROWS, 4 * k)
 
+
 # numba's default threading layer must not be entered from two Python threads at once.
 _LOCK = threading.Lock()
 
