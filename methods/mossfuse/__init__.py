@@ -264,7 +264,7 @@ class MossFuse(Method):
         if folder is None:
             return record
         path = (Path(folder) / MODEL_FILE).resolve()
-        T._save_atomic(record, path)
+        T.save_atomic(record, path)
         return {"format": T.MODEL_FORMAT, "checkpoint": str(path)}
 
     def fuse(self, problem: FusionProblem, *, state=None, seed: int = 0, device: str = "auto",
