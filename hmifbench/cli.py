@@ -115,10 +115,12 @@ def cmd_fuse(args):
 
 
 def cmd_evaluate(args):
+    from hmifbench.metrics import DEFAULT_PROFILE, check_profile
     from hmifbench.stages import evaluate
 
     labels = _options(args.label)
-    record = evaluate(args.run, args.reference, args.pair, args.out, profile=args.profile,
+    profile = check_profile(args.profile or DEFAULT_PROFILE)  # before any file is read
+    record = evaluate(args.run, args.reference, args.pair, args.out, profile=profile,
                       crop=args.crop, data_range=args.data_range, labels=labels)
     print(json.dumps({"status": record["status"], "profile": record["profile"], **record["scores"]},
                      default=str))
@@ -144,7 +146,7 @@ def cmd_new_method(args):
 
 
 def cmd_check_method(args):
-    from hmifbench.checks import run_checks
+    from hmifbench.conformance import run_checks
 
     report = run_checks(args.name, _params(args.params), quick=not args.full, plugins=args.plugins,
                         skip=args.skip, device=args.device)
@@ -232,7 +234,8 @@ def build_parser() -> argparse.ArgumentParser:
                                         "(no-reference scores: D_lambda, D_s, QNR)")
     p.add_argument("--pair", required=True, help="pair folder (for the truth)")
     p.add_argument("-o", "--out", required=True, help="score .json")
-    p.add_argument("--profile", default="canonical")
+    p.add_argument("--profile", help="metric profile, one of hmifbench.metrics.PROFILES "
+                                      "(default: its DEFAULT_PROFILE, canonical)")
     p.add_argument("--crop", type=int, default=0, help="border pixels excluded from scoring")
     p.add_argument("--data-range", type=float, default=1.0)
     p.add_argument("--label", action="append", metavar="KEY=VALUE",

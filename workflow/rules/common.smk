@@ -82,6 +82,7 @@ class Entry:
         self.gpu = over.get("gpu", res.gpu)
         self.mem_mb = over.get("mem_mb", res.mem_mb)
         self.runtime = over.get("runtime", res.runtime_min)
+        self.train_runtime = over.get("train_runtime", res.train_runtime)
         self.threads = over.get("threads", res.threads)
 
     def cli_args(self):
