@@ -123,3 +123,34 @@ def test_readers_module_still_exports_its_public_names():
     for name in readers.__all__:
         assert getattr(readers, name) is not None
     assert readers.CAVE is type(get_dataset("cave"))
+
+
+def _docs_table(header):
+    """The rows of the table under ``header`` in docs/datasets.md, split into cells."""
+    from tests.conftest import REPO
+
+    lines = (REPO / "docs" / "datasets.md").read_text().splitlines()
+    start = lines.index(header) + 2
+    rows = []
+    for line in lines[start:]:
+        if not line.startswith("|"):
+            break
+        rows.append([cell.strip() for cell in line.strip("|").split("|")])
+    return rows
+
+
+def test_docs_list_every_declared_option():
+    rows = _docs_table("| dataset | options (default) |")
+    for dataset in DATASETS.values():
+        row = next((r for r in rows if f"`{dataset.name}`" in r[0]), None)
+        assert row is not None, f"docs/datasets.md has no options row for {dataset.name}"
+        for cls in filter(None, (dataset.Options, dataset.PairOptions)):
+            for name in declared_options(cls):
+                assert f"`{name}`" in row[1], f"docs/datasets.md: option {name} of {dataset.name} missing"
+
+
+def test_docs_gate_column_agrees_with_the_registry():
+    rows = {r[0].strip("`"): r for r in _docs_table("| name | what | cube | band centres | gate | reader |")}
+    for dataset in DATASETS.values():
+        if dataset.downloadable:
+            assert rows[dataset.name][4] == dataset.gate, dataset.name
