@@ -61,6 +61,7 @@ class _Mismatch(Exception):
 
 _NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false",
           type(None): "null", Any: "any value"}
+_PLURALS = {int: "integers", float: "numbers", str: "strings", bool: "booleans"}
 
 
 def _describe(typ) -> str:
@@ -70,7 +71,7 @@ def _describe(typ) -> str:
     if origin is Literal:
         return "one of " + ", ".join(map(repr, args))
     if typ is list or origin is list:
-        return f"a list of {_describe(args[0]).split(' ', 1)[-1]}s" if args else "a list"
+        return f"a list of {_PLURALS.get(args[0], 'values')}" if args else "a list"
     return _NAMES.get(typ, getattr(typ, "__name__", str(typ)))
 
 
@@ -152,11 +153,11 @@ def parse_options(dataset: str, options_cls, given: dict):
     """An ``options_cls`` instance from ``given``; :class:`InputError` naming every bad option."""
     values, errors = option_errors(options_cls, given)
     if errors:
-        unknown = [k for k, msg in errors if msg.startswith("unknown option")]
+        unknown = sorted(set(given) - set(declared_options(options_cls)))
         lines = [f"option {k!r} {msg}" for k, msg in errors if k not in unknown]
         if unknown:
             allowed = ", ".join(sorted(declared_options(options_cls))) or "none"
-            lines.insert(0, f"unknown options {sorted(unknown)} (allowed options: {allowed})")
+            lines.insert(0, f"unknown options {unknown} (allowed options: {allowed})")
         raise InputError(f"{dataset}: " + "; ".join(lines))
     return options_cls(**values)
 
