@@ -114,11 +114,12 @@ def _dataset_errors(name: str, spec: dict, config: dict) -> list[tuple[str, str]
 
 def _semantic_errors(config: dict) -> list[str]:
     from hmifbench import registry
-    from hmifbench.datasets import PROTOCOLS
+    from hmifbench.datasets import PROTOCOLS, config_option_errors
 
     errors = []
     for name, ds in config["datasets"].items():
         errors += [f"config key datasets.{name}{key}: {msg}" for key, msg in _dataset_errors(name, ds, config)]
+    errors += config_option_errors(config["datasets"])
     for name in config["degradations"]:
         if name not in PROTOCOLS:
             errors.append(f"config key degradations: unknown protocol {name!r} "
