@@ -6,6 +6,7 @@ Every Snakemake rule is one of these commands, so any step can be rerun by hand.
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import sys
 from pathlib import Path
@@ -131,6 +132,9 @@ def cmd_report(args):
     scores = list(args.scores)
     if args.scores_from:
         scores += [ln for ln in Path(args.scores_from).read_text().splitlines() if ln.strip()]
+    if not scores:
+        raise HmifError("no score files given (as arguments or listed in --scores-from): "
+                        "nothing to tabulate, no table written")
     for name, path in write_tables(scores, args.out).items():
         print(f"{name}: {path}")
     return 0
@@ -276,6 +280,13 @@ def main(argv=None) -> int:
         return args.func(args)
     except HmifError as err:
         print(f"hmifbench {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:
+        # A file-system failure (disk full, permission, a file where a folder should be): one
+        # line naming the file, not a traceback.
+        where = f": {err.filename}" if err.filename else ""
+        hint = " (the disk or quota is full)" if err.errno in (errno.ENOSPC, errno.EDQUOT) else ""
+        print(f"hmifbench {args.command}: error: {err.strerror or err}{where}{hint}", file=sys.stderr)
         return 2
 
 

@@ -128,6 +128,27 @@ def read_json(path) -> dict:
         raise InputError(f"{path}: not valid JSON ({err})") from None
 
 
+def read_truth(pair_dir) -> dict:
+    """A pair folder's ``truth.json``, with the keys every stage relies on checked.
+
+    Raises
+    ------
+    InputError
+        The file is missing or not JSON, or ``scale`` is missing or not a positive integer.
+    """
+    path = Path(pair_dir) / "truth.json"
+    truth = read_json(path)
+    if not isinstance(truth, dict):
+        raise InputError(f"{path}: must hold a JSON object, got {type(truth).__name__}")
+    if "scale" not in truth:
+        raise InputError(f"{path}: key 'scale' is missing (the integer size ratio between the "
+                         "HR-MSI and the LR-HSI)")
+    scale = truth["scale"]
+    if isinstance(scale, bool) or not isinstance(scale, int) or scale < 1:
+        raise InputError(f"{path}: key 'scale' must be a positive integer, got {scale!r}")
+    return truth
+
+
 def _hdr_path(path) -> Path:
     path = Path(path)
     return path if path.suffix == ".hdr" else path.with_suffix(".hdr")

@@ -18,7 +18,7 @@ import numpy as np
 
 from hmifbench.cube import Cube
 from hmifbench.errors import InputError
-from hmifbench.io import read_cube, read_json, write_cube, write_json
+from hmifbench.io import read_cube, read_json, read_truth, write_cube, write_json
 from hmifbench.provenance import measure, provenance
 
 
@@ -92,7 +92,7 @@ def load_problem(pair_dir, setting: str = "known"):
     if setting not in ("known", "blind"):
         raise InputError(f"setting must be 'known' or 'blind', got {setting!r}")
     pair_dir = Path(pair_dir)
-    truth = read_json(pair_dir / "truth.json")
+    truth = read_truth(pair_dir)
     lr, msi = read_cube(pair_dir / "lr_hsi.hdr"), read_cube(pair_dir / "hr_msi.hdr")
     known = setting == "known" and not truth.get("real")  # a real pair has no truth to give
     try:
@@ -140,7 +140,22 @@ def fuse(method: str, pair_dir, out_dir, params=None, setting="known", seed=0, d
     and the error, and no exception escapes: the tables then show the run as failed instead of
     the workflow stopping. With ``"raise"`` (the default by hand) the record is written too and
     the exception is re-raised.
+
+    The run happens in a child process (:func:`hmifbench.isolation.fuse_isolated`): a method
+    killed by a signal (OOM killer, segfault) is recorded as failed like one that raised, with
+    the signal and its peak memory. Outputs of an earlier run in ``out_dir`` are removed first.
     """
+    from hmifbench.isolation import fuse_isolated
+
+    return fuse_isolated(_fuse_here, method, pair_dir, out_dir, params=params, setting=setting, seed=seed,
+                         device=device, allow_cpu_fallback=allow_cpu_fallback, state_dir=state_dir,
+                         plugins=plugins, entry=entry, on_error=on_error, config_hash=config_hash)
+
+
+def _fuse_here(method: str, pair_dir, out_dir, params=None, setting="known", seed=0, device="auto",
+               allow_cpu_fallback=False, state_dir=None, plugins=(), entry=None,
+               on_error: str = "raise", config_hash: str | None = None) -> dict:
+    """:func:`fuse` in this process."""
     from hmifbench.device import DeviceError, resolve_device
 
     out = Path(out_dir)
@@ -194,7 +209,7 @@ def evaluate(run_json, reference, pair_dir, out, profile="canonical", crop: int 
     from hmifbench import metrics
 
     run = read_json(run_json)
-    truth = read_json(Path(pair_dir) / "truth.json")
+    truth = read_truth(pair_dir)
     record = {**(labels or {}), "entry": run.get("entry"), "method": run.get("method"),
               "setting": run.get("setting"), "status": run.get("status"), "error": run.get("error"),
               "profile": profile, "crop": crop, "data_range": data_range, "scale": truth["scale"],
