@@ -100,3 +100,49 @@ def test_lint_is_clean(tmp_path):
     shutil.copy(REPO / "config" / "config.yaml", tmp_path / "config.yaml")
     result = snakemake(tmp_path, "--lint")
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+# --------------------------------------------------------------------------- issue 12
+
+#: a command after ';' (it runs when the value reaches the shell unquoted), and a space
+HOSTILE_ROOTS = ["data;touch PWNED;echo", "data root"]
+
+
+@pytest.mark.parametrize("root", HOSTILE_ROOTS)
+def test_config_values_reach_the_shell_as_paths(tmp_path, root):
+    """Case 8: a data_root with a ';' or a space is a folder name, not a command."""
+    (tmp_path / "config.yaml").write_text(textwrap.dedent(f'''
+        data_root: "{root}"
+        datasets:
+          synthetic: {{scenes: [scene01], options: {{size: 32}}}}
+        degradations: [gauss-fwhm-x4]
+        methods: {{upsample: {{}}}}
+    '''))
+    result = snakemake(tmp_path, "--cores", "1", "results/scenes/synthetic/scene01.hdr")
+    assert not (tmp_path / "PWNED").exists()
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+@pytest.mark.parametrize("root", HOSTILE_ROOTS)
+def test_download_rule_quotes_the_data_root(tmp_path, root, monkeypatch):
+    from hmifbench.datasets.download import BASE_URL_ENV
+    from tests.fixtures.formats import make_cave_zip
+    from tests.fixtures.http_server import FileServer
+
+    archive = tmp_path / "complete_ms_data.zip"
+    make_cave_zip(archive, scenes=("balloons",), size=8, quirk_scene=None)
+    with FileServer() as server:
+        server.add("/m/complete_ms_data.zip", archive.read_bytes())
+        monkeypatch.setenv(BASE_URL_ENV, server.url("/m"))   # never the real server, even unquoted
+        (tmp_path / "config.yaml").write_text(textwrap.dedent(f'''
+            data_root: "{root}"
+            download_base_url: "{server.url('/m')}"
+            datasets:
+              cave: {{scenes: [balloons]}}
+            degradations: [gauss-fwhm-x4]
+            methods: {{upsample: {{}}}}
+        '''))
+        result = snakemake(tmp_path, "--cores", "1", f"{root}/cave/manifest.json")
+    assert not (tmp_path / "PWNED").exists()
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (tmp_path / root / "cave" / "manifest.json").is_file()

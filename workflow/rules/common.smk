@@ -3,7 +3,6 @@
 # (no torch), so building the DAG stays fast.
 import json
 import os
-import shlex
 
 from hmifbench import registry
 from hmifbench.config import validate_config
@@ -54,10 +53,12 @@ def degradations(dataset):
     return config["datasets"][dataset].get("degradations") or config["degradations"]
 
 
+# Every value from the config reaches a shell command as a list param formatted with
+# {params.x:q}, which quotes each element: a path with a space or a ';' stays one argument.
 def dataset_options(dataset, real=False):
     spec = config["datasets"][dataset]
     options = spec["real_pairs"]["options"] if real else spec["options"]
-    return " ".join(shlex.quote(f"--option={k}={json.dumps(v)}") for k, v in options.items())
+    return [f"--option={k}={json.dumps(v)}" for k, v in options.items()]
 
 
 def download_input(wildcards):
@@ -90,7 +91,7 @@ class Entry:
         args += [f"--plugins={p}" for p in config["plugins"]]
         if config["allow_cpu_fallback"]:
             args.append("--allow-cpu-fallback")
-        return " ".join(shlex.quote(a) for a in args)
+        return args  # a list: the rules format it with {params.args:q}
 
     def mem(self, wildcards, attempt):
         # A retried job (cluster OOM kill) gets more memory each attempt.
