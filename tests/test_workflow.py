@@ -146,3 +146,84 @@ def test_download_rule_quotes_the_data_root(tmp_path, root, monkeypatch):
     assert not (tmp_path / "PWNED").exists()
     assert result.returncode == 0, result.stderr[-3000:]
     assert (tmp_path / root / "cave" / "manifest.json").is_file()
+
+
+WAITING_PLUGIN = textwrap.dedent('''
+    import time
+    from pathlib import Path
+
+    from hmifbench.methods import Method
+
+    class Waits(Method):
+        """Waits while the file WAIT exists in the working folder, then raises."""
+        name = "waits"
+        blind = True
+        citation = "test"
+
+        def fuse(self, problem, *, state=None, seed=0, device="auto", progress=None):
+            while Path("WAIT").exists():
+                time.sleep(0.2)
+            raise RuntimeError("done waiting")
+''')
+
+
+def _readme_recovery_sentence():
+    import re
+
+    text = " ".join((REPO / "README.md").read_text().split())
+    match = re.search(r"[^.]*Snakemake process itself was killed[^.]*\.", text)
+    assert match, "README no longer says what to do after a killed run"
+    return match.group(0)
+
+
+def test_readme_recovery_after_a_killed_snakemake(tmp_path):
+    """Case 12: Snakemake killed while a job runs; the job finishes on its own (as when the
+    login session drops). "Unlock, then the same command" stops on the job's output, marked
+    incomplete; README's advice must get past that."""
+    import os
+    import re
+    import signal
+    import time
+
+    (tmp_path / "plugins").mkdir()
+    (tmp_path / "plugins" / "waits.py").write_text(WAITING_PLUGIN)
+    (tmp_path / "config.yaml").write_text(textwrap.dedent('''
+        plugins: [plugins]
+        datasets:
+          synthetic: {scenes: [scene01], options: {size: 32}}
+        degradations: [gauss-fwhm-x4]
+        methods: {waits: {}}
+    '''))
+    (tmp_path / "WAIT").touch()
+    exe = Path(sys.executable).with_name("snakemake")
+    cmd = [str(exe), "-s", str(REPO / "Snakefile"), "--directory", str(tmp_path),
+           "--configfile", str(tmp_path / "config.yaml"), "--cores", "1"]
+    run_json = tmp_path / "results/fused/waits/synthetic/gauss-fwhm-x4/scene01/run.json"
+    log = tmp_path / "results/logs/fuse/waits/synthetic/gauss-fwhm-x4/scene01.log"
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 240
+        while not log.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert log.exists(), "the fuse job never started"
+        time.sleep(2)
+        os.kill(proc.pid, signal.SIGKILL)           # Snakemake dies; its job goes on
+        proc.wait()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    (tmp_path / "WAIT").unlink()
+    deadline = time.monotonic() + 120
+    while not run_json.exists() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert run_json.exists()
+    assert subprocess.run(cmd[:-2] + ["--unlock", "--cores", "1"], capture_output=True).returncode == 0
+    plain = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert plain.returncode != 0 and "incomplete" in (plain.stdout + plain.stderr).lower()
+    advice = _readme_recovery_sentence()
+    flags = [f for f in re.findall(r"--[a-z-]+", advice) if f != "--unlock" and f != "--cores"]
+    assert "--rerun-incomplete" in flags, advice
+    rerun = subprocess.run(cmd + ["--rerun-incomplete"], capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    per_scene = pd.read_csv(tmp_path / "results/tables/per_scene.csv")
+    assert list(per_scene["status"]) == ["failed"]
