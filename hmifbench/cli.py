@@ -106,7 +106,8 @@ def cmd_fuse(args):
     record = fuse(args.method, args.pair, args.out, params=_params(args.params), setting=args.setting,
                   seed=args.seed, device=args.device, allow_cpu_fallback=args.allow_cpu_fallback,
                   state_dir=args.state, plugins=args.plugins, entry=args.entry,
-                  on_error=args.on_error, config_hash=args.config_hash)
+                  on_error=args.on_error, config_hash=args.config_hash,
+                  on_kill="fail" if args.retries_left > 0 else "record")
     if record["status"] != "ok":
         print(f"hmifbench fuse: {record['entry']} failed on {args.pair}: {record['error']} "
               "(recorded in run.json)", file=sys.stderr)
@@ -227,6 +228,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--on-error", choices=["raise", "record"], default="raise",
                    help="record: write a failed run.json and exit 0 (used by the workflow)")
     p.add_argument("--config-hash", help="hash of the workflow config, for provenance")
+    p.add_argument("--retries-left", type=int, default=0, metavar="N",
+                   help="retries the scheduler has left for this job (the workflow passes it): while "
+                        "N > 0, a method killed by a signal (out of memory, a crash) fails the command "
+                        "so that the job is retried; at 0 the death is recorded in run.json")
     _common_run_args(p)
     p.set_defaults(func=cmd_fuse)
 

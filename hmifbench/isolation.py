@@ -230,7 +230,7 @@ def clear_outputs(out_dir, names) -> Path:
 FUSE_OUTPUTS = ("run.json", "hr_hsi.hdr", "hr_hsi.img")
 
 
-def fuse_isolated(fuse_here, method: str, pair_dir, out_dir, **options) -> dict:
+def fuse_isolated(fuse_here, method: str, pair_dir, out_dir, on_kill: str = "record", **options) -> dict:
     """Run the fuse stage ``fuse_here(method, pair_dir, out_dir, **options)`` in a child process.
 
     Outputs of an earlier run in ``out_dir`` are removed first, so that a failed record never
@@ -239,16 +239,22 @@ def fuse_isolated(fuse_here, method: str, pair_dir, out_dir, **options) -> dict:
     dies from a signal, this process writes the failed ``run.json`` instead: the error names the
     signal, ``timing`` holds the child's peak memory, ``signal`` the signal's name. Then, as for
     any failure, ``on_error="record"`` returns the record and ``"raise"`` raises
-    :class:`MethodKilled`.
+    :class:`MethodKilled`. With ``on_kill="fail"`` nothing is recorded and
+    :class:`MethodKilled` is raised, so that a scheduler retries the job (with more memory).
     """
+    if on_kill not in ("record", "fail"):
+        raise InputError(f"on_kill must be 'record' or 'fail', got {on_kill!r}")
     from hmifbench.io import write_json
     from hmifbench.provenance import provenance
 
     out = clear_outputs(out_dir, FUSE_OUTPUTS)
     try:
         return run_isolated(fuse_here, method, pair_dir, out, **options)
-    except MethodKilled as died:
+    except MethodKilled:
         clear_outputs(out, FUSE_OUTPUTS)   # a cube written just before the death is not this record's
+        if on_kill == "fail":
+            raise
+        died = sys.exc_info()[1]
         record = {"entry": options.get("entry") or method, "method": method,
                   "params": options.get("params") or {}, "setting": options.get("setting", "known"),
                   "pair": str(pair_dir), "status": "failed", "error": f"MethodKilled: {died}",

@@ -133,7 +133,7 @@ def train(method: str, pair_dirs, out_dir, params=None, setting="known", seed=0,
 
 def fuse(method: str, pair_dir, out_dir, params=None, setting="known", seed=0, device="auto",
          allow_cpu_fallback=False, state_dir=None, plugins=(), entry=None,
-         on_error: str = "raise", config_hash: str | None = None) -> dict:
+         on_error: str = "raise", config_hash: str | None = None, on_kill: str = "record") -> dict:
     """Run one method on one pair; write ``hr_hsi.hdr`` and ``run.json`` into ``out_dir``.
 
     With ``on_error="record"`` a failure is written to ``run.json`` with ``status: failed``
@@ -143,13 +143,16 @@ def fuse(method: str, pair_dir, out_dir, params=None, setting="known", seed=0, d
 
     The run happens in a child process (:func:`hmifbench.isolation.fuse_isolated`): a method
     killed by a signal (OOM killer, segfault) is recorded as failed like one that raised, with
-    the signal and its peak memory. Outputs of an earlier run in ``out_dir`` are removed first.
+    the signal and its peak memory (``on_kill="record"``), or, with ``on_kill="fail"``, the
+    call raises without a record so that the scheduler retries the job. Outputs of an earlier
+    run in ``out_dir`` are removed first.
     """
     from hmifbench.isolation import fuse_isolated
 
     return fuse_isolated(_fuse_here, method, pair_dir, out_dir, params=params, setting=setting, seed=seed,
                          device=device, allow_cpu_fallback=allow_cpu_fallback, state_dir=state_dir,
-                         plugins=plugins, entry=entry, on_error=on_error, config_hash=config_hash)
+                         plugins=plugins, entry=entry, on_error=on_error, config_hash=config_hash,
+                         on_kill=on_kill)
 
 
 def _fuse_here(method: str, pair_dir, out_dir, params=None, setting="known", seed=0, device="auto",

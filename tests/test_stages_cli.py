@@ -133,8 +133,13 @@ def test_method_killed_by_a_signal_is_recorded_as_failed(pair_dir, tmp_path, sig
     assert "| killed | failed |" in (tmp_path / "tables" / "summary.md").read_text()
     if sig != "SIGKILL":
         return
-    # By hand (--on-error raise) the command fails, with the record written all the same.
+    # While the scheduler has a retry left, the job fails (to be retried with more memory).
     (out / "run.json").unlink()
+    result = _cli("fuse", "killed", pair_dir / "pair", "-o", out, "--plugins", plugins, "--on-error", "record",
+                  "--retries-left", "1")
+    assert result.returncode == 2 and "killed by signal SIGKILL" in result.stderr
+    assert not (out / "run.json").exists()
+    # By hand (--on-error raise) the command fails, with the record written all the same.
     result = _cli("fuse", "killed", pair_dir / "pair", "-o", out, "--plugins", plugins)
     assert result.returncode == 2 and "killed by signal SIGKILL" in result.stderr
     assert "Traceback" not in result.stderr

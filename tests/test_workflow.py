@@ -1,5 +1,6 @@
 """The Snakemake workflow end to end on a tiny config, in a temporary folder."""
 
+import json
 import shutil
 import subprocess
 import sys
@@ -227,3 +228,58 @@ def test_readme_recovery_after_a_killed_snakemake(tmp_path):
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     per_scene = pd.read_csv(tmp_path / "results/tables/per_scene.csv")
     assert list(per_scene["status"]) == ["failed"]
+
+
+KILLED_PLUGIN = textwrap.dedent('''
+    import os
+    import signal
+    from pathlib import Path
+
+    from hmifbench.methods import Method
+    from hmifbench.methods.upsample import Upsample
+
+    class AlwaysKilled(Method):
+        """Killed by SIGKILL in every run, as by the out-of-memory killer."""
+        name = "always_killed"
+        blind = True
+        citation = "test"
+
+        def fuse(self, problem, *, state=None, seed=0, device="auto", progress=None):
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    class KilledOnce(Upsample):
+        """Killed on its first run only (as when the retry's extra memory suffices)."""
+        name = "killed_once"
+
+        def fuse(self, problem, *, state=None, seed=0, device="auto", progress=None):
+            marker = Path("killed_once.ran")
+            if not marker.exists():
+                marker.touch()
+                os.kill(os.getpid(), signal.SIGKILL)
+            return super().fuse(problem, state=state, seed=seed, device=device, progress=progress)
+''')
+
+
+@pytest.mark.parametrize("retries", [0, 1])
+def test_killed_method_is_retried_then_recorded_and_the_tables_are_made(tmp_path, retries):
+    """Case 6: a method's death by a signal fails its job while a retry is left (so the
+    scheduler retries it with more memory) and is recorded as failed on the last attempt."""
+    (tmp_path / "plugins").mkdir()
+    (tmp_path / "plugins" / "killed.py").write_text(KILLED_PLUGIN)
+    (tmp_path / "config.yaml").write_text(textwrap.dedent('''
+        plugins: [plugins]
+        datasets:
+          synthetic: {scenes: [scene01], options: {size: 32}}
+        degradations: [gauss-fwhm-x4]
+        methods: {always_killed: {}, killed_once: {}}
+    '''))
+    result = snakemake(tmp_path, "--cores", "1", "--retries", str(retries))
+    assert result.returncode == 0, result.stderr[-3000:]
+    per_scene = pd.read_csv(tmp_path / "results/tables/per_scene.csv").set_index("entry")
+    assert per_scene.loc["always_killed", "status"] == "failed"
+    assert "SIGKILL" in per_scene.loc["always_killed", "error"]
+    run = json.loads((tmp_path / "results/fused/always_killed/synthetic/gauss-fwhm-x4/scene01/run.json")
+                     .read_text())
+    assert run["signal"] == "SIGKILL" and run["timing"]["peak_rss_mb"] > 0
+    # Without retries the first death is final; with one, the retry of killed_once succeeds.
+    assert per_scene.loc["killed_once", "status"] == ("ok" if retries else "failed")

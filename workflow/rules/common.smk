@@ -111,6 +111,22 @@ if "gpu" not in workflow.global_resources:
     workflow.register_resource("gpu", 1)
 
 
+def retries_left(wildcards, attempt):
+    """Retries the scheduler still has for a job at ``attempt`` (a resource function).
+
+    A fuse job whose method is killed (out of memory) fails while one is left, so that it is
+    retried with more memory, and records the death on its last attempt (fuse.smk). Cluster
+    jobs run with --retries 0 (the submitting process retries them), so the submitting
+    process's count travels in the environment, which the jobs it starts inherit; where it
+    does not arrive, no retry is assumed and the death is recorded at once.
+    """
+    total = os.environ.get("HMIFBENCH_RETRIES")
+    if total is None:
+        total = str(workflow.execution_settings.retries if workflow.execution_settings else 0)
+        os.environ["HMIFBENCH_RETRIES"] = total
+    return max(0, int(total) + 1 - attempt)
+
+
 def fuse_group(entry):
     """The cluster job group of an entry's fuse and evaluate jobs.
 

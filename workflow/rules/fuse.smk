@@ -64,6 +64,8 @@ for _entry in ENTRIES.values():
             gpu=_entry.gpu,
             mem_mb=_entry.mem,
             runtime=_entry.runtime,
+            # for --retries-left (a resource, not a param: params are rerun triggers)
+            retries_left=retries_left,
         params:
             method=_entry.method,
             args=_entry.cli_args(),
@@ -71,4 +73,4 @@ for _entry in ENTRIES.values():
         shell:
             "hmifbench fuse {params.method:q} \"$(dirname {input.truth:q})\" -o \"$(dirname {output:q})\" "
             "{params.state:q} {params.args:q} --on-error=record \"--config-hash=$HMIFBENCH_CONFIG_HASH\" "
-            "> {log:q} 2>&1"
+            "--retries-left={resources.retries_left:q} > {log:q} 2>&1"
