@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -303,10 +302,10 @@ def signature(p, seed: int, config: dict, data: str) -> dict:
 
 
 def _save_atomic(obj, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".{os.getpid()}.part")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    from hmifbench.io import atomic_path   # the one atomic writer: umask permissions, no leftovers
+
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
 
 
 def _progress_bar(progress, total: int, start: int, desc: str):
