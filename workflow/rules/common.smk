@@ -16,10 +16,14 @@ CONFIG_HASH = config_hash(config)
 # (also inside cluster jobs, which re-read this file) rather than as a rule param, because a
 # param would rerun every fuse job whenever any part of the config changes.
 os.environ["HMIFBENCH_CONFIG_HASH"] = CONFIG_HASH
+# Filled in by retries_left() once Snakemake knows --retries (it does not yet while this file
+# is read); cluster jobs inherit the submitting process's value.
+os.environ.setdefault("HMIFBENCH_RETRIES", "")
 
 
 envvars:
     "HMIFBENCH_CONFIG_HASH",
+    "HMIFBENCH_RETRIES",
 
 
 DATA_ROOT = config["data_root"]
@@ -120,8 +124,8 @@ def retries_left(wildcards, attempt):
     process's count travels in the environment, which the jobs it starts inherit; where it
     does not arrive, no retry is assumed and the death is recorded at once.
     """
-    total = os.environ.get("HMIFBENCH_RETRIES")
-    if total is None:
+    total = os.environ["HMIFBENCH_RETRIES"]
+    if not total:
         total = str(workflow.execution_settings.retries if workflow.execution_settings else 0)
         os.environ["HMIFBENCH_RETRIES"] = total
     return max(0, int(total) + 1 - attempt)
