@@ -24,8 +24,8 @@ def png_header(path: Path) -> tuple[int, int, int, int]:
     """``(width, height, bit_depth, colour_type)`` from a PNG's IHDR chunk."""
     with open(path, "rb") as fh:
         head = fh.read(33)
-    if head[:8] != _PNG_SIGNATURE or head[12:16] != b"IHDR":
-        raise InputError(f"{path}: not a PNG file")
+    if head[:8] != _PNG_SIGNATURE or head[12:16] != b"IHDR" or len(head) < 26:
+        raise InputError(f"{path}: not a PNG file (or one cut short before its header ends)")
     width, height, depth, ctype = struct.unpack(">IIBB", head[16:26])
     return width, height, depth, ctype
 
@@ -55,6 +55,8 @@ def decode_png(path: Path) -> np.ndarray:
         length, kind = struct.unpack(">I4s", data[pos:pos + 8])
         body = data[pos + 8:pos + 8 + length]
         if kind == b"IHDR":
+            if len(body) != 13:
+                raise InputError(f"{path}: PNG header chunk has {len(body)} bytes, not 13")
             ihdr = struct.unpack(">IIBBBBB", body)
         elif kind == b"IDAT":
             idat.append(body)
@@ -67,14 +69,25 @@ def decode_png(path: Path) -> np.ndarray:
     channels = {0: 1, 2: 3, 4: 2, 6: 4}.get(ctype)
     if channels is None or depth not in (8, 16) or interlace:
         raise InputError(f"{path}: unsupported PNG (colour type {ctype}, {depth} bits, interlace {interlace})")
-    try:
-        raw = np.frombuffer(zlib.decompress(b"".join(idat)), dtype=np.uint8)
-    except zlib.error as err:
-        raise InputError(f"{path}: corrupt PNG data ({err})") from None
+    if width < 1 or height < 1:
+        raise InputError(f"{path}: PNG header declares a {width} x {height} image")
     bpp = channels * depth // 8
     stride = width * bpp
-    if raw.size != height * (stride + 1):
-        raise InputError(f"{path}: PNG data has {raw.size} bytes, expected {height * (stride + 1)}")
+    expected = height * (stride + 1)
+    if expected > 1 << 32:
+        raise InputError(f"{path}: PNG header declares a {width} x {height} image ({expected} bytes), "
+                         "more than this decoder reads (4 GiB)")
+    try:
+        # Inflate at most one byte more than the header declares: a small file that inflates to
+        # gigabytes (or a header declaring a huge image over a small stream) is refused, not held.
+        inflater = zlib.decompressobj()
+        raw = inflater.decompress(b"".join(idat), expected + 1)
+    except zlib.error as err:
+        raise InputError(f"{path}: corrupt PNG data ({err})") from None
+    if len(raw) != expected:
+        raise InputError(f"{path}: PNG data inflates to {'more than ' if len(raw) > expected else ''}"
+                         f"{len(raw)} bytes, but its header declares {expected}")
+    raw = np.frombuffer(raw, dtype=np.uint8)
     rows = raw.reshape(height, stride + 1)
     out = np.zeros((height, stride), dtype=np.uint8)
     prior = np.zeros(stride, dtype=np.uint8)
@@ -118,6 +131,8 @@ def read_png_band(path: Path) -> tuple[np.ndarray, list[str]]:
     """
     path = Path(path)
     _, _, depth, ctype = png_header(path)
+    if depth not in (8, 16):   # Pillow would give a 1-bit band as booleans
+        raise InputError(f"{path}: a {depth}-bit PNG; a band must be 8- or 16-bit")
     notes = []
     if ctype == 0:
         from PIL import Image

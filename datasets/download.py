@@ -20,23 +20,35 @@ Last-Modified seen before), a restart when the server ignores the range, mirrors
 an HTML page (a login or terms page served instead of the archive) recognised from its
 content type and first bytes, sha256 verification, and extraction that refuses members with
 absolute paths, ``..`` components, links leaving the target, or device files.
+
+Nothing corrupt is pinned: a resumed download whose server reports a different ETag or
+Last-Modified than the partial's restarts from zero (never joining two versions); a plain file
+served with no length is accepted only when the registry gives its size or checksum; a
+compressed tar is decompressed to the end (its CRC checked) before anything is extracted; and
+an archive is refused when it would expand beyond the limits of :func:`extract_limits` (total
+bytes, members, compression ratio) or beyond the free space. A full disk gives a
+:class:`DiskFull` message saying what is kept for the next run.
 """
 
 from __future__ import annotations
 
+import bz2
+import errno
 import fnmatch
+import gzip
 import hashlib
 import json
+import lzma
 import os
 import shutil
 import socket
 import sys
 import tarfile
-import tempfile
 import time
 import urllib.error
 import urllib.request
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from functools import lru_cache
 from http.client import HTTPException
@@ -44,7 +56,7 @@ from importlib import resources
 from pathlib import Path, PurePosixPath
 
 from hmifbench.errors import HmifError, InputError
-from hmifbench.io import atomic_path, write_json
+from hmifbench.io import atomic_dir, write_json
 
 #: environment variable that overrides every URL (tests, local mirrors); see :func:`download`
 BASE_URL_ENV = "HMIFBENCH_DOWNLOAD_BASE_URL"
@@ -53,9 +65,27 @@ ACCEPT_TERMS_ENV = "HMIFBENCH_ACCEPT_TERMS"
 
 CHUNK = 1 << 20
 
+#: environment variables overriding the extraction limits (see :func:`extract_limits`)
+MAX_BYTES_ENV = "HMIFBENCH_MAX_EXTRACT_BYTES"
+MAX_MEMBERS_ENV = "HMIFBENCH_MAX_EXTRACT_MEMBERS"
+MAX_RATIO_ENV = "HMIFBENCH_MAX_EXTRACT_RATIO"
+#: default cap on what one archive may expand to when the registry gives no extracted_size
+DEFAULT_MAX_BYTES = 256 << 30
+DEFAULT_MAX_MEMBERS = 100_000
+#: the deflate limit is about 1030:1; image data (PNG, MATLAB, rasters) stays far below 100:1
+DEFAULT_MAX_RATIO = 100.0
+#: members (or tar streams) smaller than this are not judged by their compression ratio
+RATIO_FLOOR = 1 << 20
+#: margin on the registry's extracted_size
+SIZE_MARGIN = 1.1
+
 
 class DownloadError(HmifError):
     """A download or its verification failed; the message lists what was tried."""
+
+
+class DiskFull(DownloadError):
+    """The file system filled while downloading or extracting; the message says what is kept."""
 
 
 class ManualDownloadRequired(HmifError):
@@ -77,6 +107,7 @@ class FileSpec:
     sha256: str | None = None
     size: int | None = None
     archive: str | None = None          # "zip", "tar" or None
+    extracted_size: int | None = None   # bytes the archive's members hold, when known
     inner_sha256: dict = field(default_factory=dict)
     note: str = ""
 
@@ -122,6 +153,7 @@ def parse_registry(data: dict) -> dict[str, DatasetSpec]:
             files.append(FileSpec(name=f["name"], urls=tuple(f.get("urls") or ()),
                                   sha256=_check_sha(f.get("sha256"), f"{name}/{f['name']}"),
                                   size=f.get("size"), archive=archive, inner_sha256=inner,
+                                  extracted_size=f.get("extracted_size"),
                                   note=str(f.get("note") or "")))
         out[name] = DatasetSpec(name=name, title=d.get("title", ""), homepage=d.get("homepage", ""),
                                 licence=str(d.get("licence", "")), citation=str(d.get("citation", "")),
@@ -224,9 +256,46 @@ def _sidecar(part: Path) -> Path:
     return part.with_name(part.name + ".json")
 
 
+def _validators(headers) -> dict:
+    return {"etag": headers.get("ETag"), "last_modified": headers.get("Last-Modified")}
+
+
+def _changed_upstream(meta: dict, headers) -> str | None:
+    """How a 206 reply's validators differ from the partial's record, or None when they agree."""
+    for key, now in _validators(headers).items():
+        before = meta.get(key)
+        if before is not None and now != before:
+            return f"{key.replace('_', '-')} {before!r} then, {now!r} now"
+    return None
+
+
+def _free_bytes(folder: Path) -> int | None:
+    try:
+        return shutil.disk_usage(folder).free
+    except OSError:
+        return None
+
+
+def _disk_full_while_fetching(part: Path, filename: str, total: int | None, err: OSError) -> DiskFull:
+    kept = part.stat().st_size if part.exists() else 0
+    need = (f"the file is {total} bytes, so {total - kept} more are needed" if total is not None
+            else "the file's size is unknown")
+    return DiskFull(f"{filename}: {err.strerror or 'No space left on device'} while writing {part} "
+                    f"({kept} bytes written; {need}; {_free_bytes(part.parent)} bytes free now). "
+                    f"The {kept} bytes are kept in {part.name} and the next run will resume from "
+                    "there: free space (or choose another --root) and run the same command again")
+
+
 def _fetch(url: str, part: Path, filename: str, *, expected_size: int | None, progress: bool,
-           timeout: float) -> None:
-    """Bring ``part`` to the complete body of ``url``, resuming what it already holds."""
+           timeout: float, checksum_known: bool = False) -> bool:
+    """Bring ``part`` to the complete body of ``url``, resuming what it already holds.
+
+    Returns whether the end of the body was verified by the server's length (Content-Length,
+    a chunked body's last chunk, a 416's total) or the registry's size; False when the body
+    just ended with the connection. A partial is resumed only when its record holds an ETag or
+    Last-Modified (or ``checksum_known``, since the checksum then catches any mix-up), and a
+    206 reply whose validators differ from the record's restarts the file from zero.
+    """
     side = _sidecar(part)
     meta = {}
     if side.exists():
@@ -239,6 +308,8 @@ def _fetch(url: str, part: Path, filename: str, *, expected_size: int | None, pr
         have = 0                                  # a part from another mirror: start again
     if expected_size is not None and have > expected_size:
         have = 0
+    if have and not (meta.get("etag") or meta.get("last_modified") or checksum_known):
+        have = 0                                  # nothing could tell a changed file: start again
     headers = {"User-Agent": "hmifbench-downloader/1 (+https://github.com/)", "Accept-Encoding": "identity"}
     if have:
         headers["Range"] = f"bytes={have}-"
@@ -255,7 +326,7 @@ def _fetch(url: str, part: Path, filename: str, *, expected_size: int | None, pr
             crange = (err.headers.get("Content-Range") or "") if err.headers else ""
             full = crange.rsplit("/", 1)[-1] if crange.startswith("bytes */") else ""
             if have == expected_size or (full.isdigit() and int(full) == have):
-                return                            # the part file is already complete
+                return True                       # the part file is already complete
             part.unlink(missing_ok=True)
             raise _Retry(f"HTTP 416 for a range from byte {have}; restarting") from None
         if err.code in (408, 429) or err.code >= 500:
@@ -282,14 +353,20 @@ def _fetch(url: str, part: Path, filename: str, *, expected_size: int | None, pr
             if start != have:
                 part.unlink(missing_ok=True)
                 raise _Retry(f"server answered range {crange!r} to a request from byte {have}; restarting")
+            changed = _changed_upstream(meta, response.headers)
+            if changed:
+                # The server ignored If-Range: joining its tail to our prefix would splice two versions.
+                part.unlink(missing_ok=True)
+                _sidecar(part).unlink(missing_ok=True)
+                raise _Retry(f"the file changed upstream since the partial download ({changed}); "
+                             "restarting from zero")
             mode = "ab"
         else:
             have, mode = 0, "wb"                  # the server ignored Range (or the file changed)
         total = have + length if length is not None else expected_size
         if expected_size is not None and total is not None and total != expected_size:
             raise _MirrorFailed(f"server announces {total} bytes, the registry expects {expected_size}")
-        _sidecar(part).write_text(json.dumps({"url": url, "etag": response.headers.get("ETag"),
-                                              "last_modified": response.headers.get("Last-Modified")}))
+        _sidecar(part).write_text(json.dumps({"url": url, **_validators(response.headers)}))
         from tqdm.auto import tqdm
 
         bar = tqdm(total=total, initial=have, unit="B", unit_scale=True, unit_divisor=1024,
@@ -323,10 +400,25 @@ def _fetch(url: str, part: Path, filename: str, *, expected_size: int | None, pr
                     out.write(block)
                     received += len(block)
                     bar.update(len(block))
+        except OSError as err:
+            if err.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise _disk_full_while_fetching(part, filename, total, err) from None
+            raise
         finally:
             bar.close()
         if length is not None and received < length:
             raise _Retry(f"connection closed after {have + received} of {have + length} bytes")
+        if length is None and expected_size is not None and have + received < expected_size:
+            raise _Retry(f"connection closed after {have + received} of {expected_size} bytes")
+        return length is not None or bool(getattr(response, "chunked", False)) or expected_size is not None
+
+
+def _self_delimiting(spec: FileSpec, path: Path) -> bool:
+    """Whether the file's own format shows where it ends: a zip (central directory at the
+    end) or a compressed tar (checked to the end of its stream before extraction)."""
+    if spec.archive == "zip":
+        return True
+    return spec.archive == "tar" and _compression(path) is not None
 
 
 def _fetch_with_mirrors(spec: FileSpec, dest: Path, expected_sha: str | None, urls: list[str], *,
@@ -336,18 +428,29 @@ def _fetch_with_mirrors(spec: FileSpec, dest: Path, expected_sha: str | None, ur
     Each URL is tried with up to ``retries`` resumed retries after a transient failure; a
     permanent failure (404, HTML page, wrong first bytes, wrong size or sha256) moves on to the
     next mirror. A file with the wrong size or sha256 is kept aside as
-    ``<file>.size-mismatch`` / ``<file>.sha256-mismatch`` for inspection, never under its name.
+    ``<file>.size-mismatch`` / ``<file>.sha256-mismatch`` for inspection, never under its name;
+    one whose end could not be verified (no length from the server, no size or checksum in the
+    registry, not an archive that shows its own end) as ``<file>.unverified``.
     """
     part = dest.with_name(dest.name + ".part")
     problems = []
     for url in urls:
-        if not _fetch_one(url, part, spec, problems, progress=progress, timeout=timeout,
-                          retries=retries, backoff=backoff):
+        end_verified = _fetch_one(url, part, spec, problems, progress=progress, timeout=timeout,
+                                  retries=retries, backoff=backoff, checksum_known=expected_sha is not None)
+        if end_verified is None:
             continue
         size = part.stat().st_size
         if spec.size is not None and size != spec.size:
             _quarantine(part, dest.name + ".size-mismatch")
             problems.append(f"{url}: got {size} bytes, expected {spec.size}")
+            continue
+        if not (end_verified or expected_sha is not None or _self_delimiting(spec, part)):
+            bad = _quarantine(part, dest.name + ".unverified")
+            problems.append(
+                f"{url}: served with no length (no Content-Length, not chunked), and the registry gives "
+                f"neither a size nor a sha256 for {spec.name}, so a truncated file cannot be told from a "
+                f"whole one; {size} bytes kept as {bad.name}, not pinned. Add the file's size or sha256 "
+                f"to the registry (datasets/registry.yaml), or place a checked copy in {dest.parent}")
             continue
         digest = sha256_of(part)
         if expected_sha is not None and digest != expected_sha:
@@ -362,25 +465,25 @@ def _fetch_with_mirrors(spec: FileSpec, dest: Path, expected_sha: str | None, ur
 
 
 def _fetch_one(url: str, part: Path, spec: FileSpec, problems: list, *, progress: bool, timeout: float,
-               retries: int, backoff: float) -> bool:
-    """Try one URL (with resumed retries); True when ``part`` holds the whole body."""
+               retries: int, backoff: float, checksum_known: bool = False) -> bool | None:
+    """Try one URL (with resumed retries); None when it failed, else whether the end was verified."""
     for attempt in range(retries + 1):
         try:
-            _fetch(url, part, spec.name, expected_size=spec.size, progress=progress, timeout=timeout)
-            return True
+            return _fetch(url, part, spec.name, expected_size=spec.size, progress=progress, timeout=timeout,
+                          checksum_known=checksum_known)
         except _MirrorFailed as err:
             problems.append(f"{url}: {err}")
             part.unlink(missing_ok=True)
             _sidecar(part).unlink(missing_ok=True)
-            return False
+            return None
         except _Retry as err:
             if attempt == retries:
                 kept = part.stat().st_size if part.exists() else 0
                 problems.append(f"{url}: {err} (gave up after {retries} retries; {kept} bytes kept "
                                 f"in {part.name} for the next attempt to resume)")
-                return False
+                return None
             time.sleep(backoff * 2 ** attempt)
-    return False
+    return None
 
 
 def _quarantine(path: Path, name: str) -> Path:
@@ -440,43 +543,186 @@ def _check_tar(tf: tarfile.TarFile, what: str) -> None:
             raise DownloadError(f"unsafe archive {what}: member {m.name!r} is a device or FIFO")
 
 
-def extract_archive(archive: Path, target: Path, kind: str) -> Path:
+@dataclass(frozen=True)
+class ExtractLimits:
+    """What one archive may expand to; ``bytes_source`` says where ``max_bytes`` came from."""
+
+    max_bytes: int = DEFAULT_MAX_BYTES
+    max_members: int = DEFAULT_MAX_MEMBERS
+    max_ratio: float = DEFAULT_MAX_RATIO
+    bytes_source: str = f"the default cap (set {MAX_BYTES_ENV} to change it)"
+
+
+def _env_number(name: str, kind):
+    value = os.environ.get(name)
+    if value is None or not value.strip():
+        return None
+    try:
+        number = kind(value)
+    except ValueError:
+        number = -1
+    if number <= 0:
+        raise InputError(f"environment variable {name} must be a positive number, got {value!r}")
+    return number
+
+
+def extract_limits(spec: FileSpec | None = None) -> ExtractLimits:
+    """The extraction limits for one registry file.
+
+    Total bytes: ``HMIFBENCH_MAX_EXTRACT_BYTES`` when set, else the registry's
+    ``extracted_size`` plus 10 %, else 256 GiB. Members:
+    ``HMIFBENCH_MAX_EXTRACT_MEMBERS`` or 100 000. Compression ratio of any member (zip) or of
+    the whole stream (compressed tar) larger than 1 MiB: ``HMIFBENCH_MAX_EXTRACT_RATIO`` or 100.
+    """
+    limits = ExtractLimits()
+    env_bytes = _env_number(MAX_BYTES_ENV, int)
+    if env_bytes is not None:
+        limits = ExtractLimits(max_bytes=env_bytes, bytes_source=MAX_BYTES_ENV)
+    elif spec is not None and spec.extracted_size:
+        limits = ExtractLimits(max_bytes=int(spec.extracted_size * SIZE_MARGIN),
+                               bytes_source=f"the registry's extracted_size {spec.extracted_size} + 10% "
+                                            f"(or set {MAX_BYTES_ENV})")
+    return ExtractLimits(max_bytes=limits.max_bytes, bytes_source=limits.bytes_source,
+                         max_members=_env_number(MAX_MEMBERS_ENV, int) or DEFAULT_MAX_MEMBERS,
+                         max_ratio=_env_number(MAX_RATIO_ENV, float) or DEFAULT_MAX_RATIO)
+
+
+_COMPRESSORS = {b"\x1f\x8b": ("gzip", gzip.open), b"BZh": ("bzip2", bz2.open),
+                b"\xfd7zXZ\x00": ("xz", lzma.open)}
+
+
+def _compression(path: Path):
+    """``(name, opener)`` of a compressed file recognised from its first bytes, or None."""
+    head = _head(path, 8)
+    return next((v for magic, v in _COMPRESSORS.items() if head.startswith(magic)), None)
+
+
+def _refuse_ratio(what: str, member: str, expanded: int, packed: int, limits: ExtractLimits):
+    raise DownloadError(f"{what}: {member} expands {expanded} bytes from {packed} (ratio "
+                        f"{expanded / max(packed, 1):.0f}:1, more than the limit {limits.max_ratio:g}:1): "
+                        f"refused as a possible archive bomb. If you trust the file, raise the limit "
+                        f"with {MAX_RATIO_ENV}")
+
+
+def _refuse_total(what: str, total: int, limits: ExtractLimits, counted: str = "expands to"):
+    raise DownloadError(f"{what}: the archive {counted} {total} bytes, more than the limit "
+                        f"{limits.max_bytes} from {limits.bytes_source}: refused")
+
+
+def _scan_compressed_stream(archive: Path, limits: ExtractLimits) -> int:
+    """Decompress a compressed tar to the end (so its CRC and length are checked); return the
+    decompressed size. Stops early once the total or ratio limit is exceeded."""
+    found = _compression(archive)
+    if found is None:
+        return archive.stat().st_size
+    name, opener = found
+    packed = archive.stat().st_size
+    expanded = 0
+    try:
+        with opener(archive, "rb") as stream:
+            while block := stream.read(CHUNK):
+                expanded += len(block)
+                if expanded > limits.max_bytes:
+                    _refuse_total(archive.name, expanded, limits, "expands to more than")
+                if expanded > RATIO_FLOOR and expanded / packed > limits.max_ratio:
+                    _refuse_ratio(archive.name, f"its {name} stream (so far)", expanded, packed, limits)
+    except EOFError:
+        raise DownloadError(f"{archive.name}: truncated: the {name} stream ends before its end marker "
+                            f"(after {expanded} decompressed bytes)") from None
+    except (OSError, zlib.error, lzma.LZMAError, ValueError) as err:
+        raise DownloadError(f"{archive.name}: corrupt {name} stream ({err}); a damaged download "
+                            "(its CRC or data do not check)") from None
+    return expanded
+
+
+def _check_zip_limits(zf: zipfile.ZipFile, what: str, limits: ExtractLimits) -> int:
+    infos = zf.infolist()
+    if len(infos) > limits.max_members:
+        raise DownloadError(f"{what}: {len(infos)} members, more than the limit {limits.max_members} "
+                            f"(set {MAX_MEMBERS_ENV} to change it): refused")
+    for info in infos:
+        # zipfile never inflates a member beyond its declared file_size, so these bound the output.
+        if info.file_size > RATIO_FLOOR and info.file_size > limits.max_ratio * max(info.compress_size, 1):
+            _refuse_ratio(what, f"member {info.filename!r}", info.file_size, info.compress_size, limits)
+    total = sum(info.file_size for info in infos)
+    if total > limits.max_bytes:
+        _refuse_total(what, total, limits)
+    return total
+
+
+def _check_tar_limits(tf: tarfile.TarFile, what: str, limits: ExtractLimits) -> int:
+    members = tf.getmembers()
+    if len(members) > limits.max_members:
+        raise DownloadError(f"{what}: {len(members)} members, more than the limit {limits.max_members} "
+                            f"(set {MAX_MEMBERS_ENV} to change it): refused")
+    total = sum(m.size for m in members if m.isfile())
+    if total > limits.max_bytes:
+        _refuse_total(what, total, limits)
+    return total
+
+
+def _check_free_space(archive: Path, folder: Path, total: int) -> None:
+    free = _free_bytes(folder)
+    if free is not None and total > free:
+        raise DiskFull(f"{archive.name}: extracting needs {total} bytes in {folder}, but only {free} bytes "
+                       f"free: nothing was extracted. The verified archive downloads/{archive.name} is "
+                       "kept, so after freeing space the next run only extracts it")
+
+
+def extract_archive(archive: Path, target: Path, kind: str, limits: ExtractLimits | None = None) -> Path:
     """Extract ``archive`` (``"zip"`` or ``"tar"``) to ``target`` atomically and safely.
 
-    The members are checked first (absolute paths, ``..``, links leaving the target, device
-    files are refused with :class:`DownloadError`), extracted into a temporary folder beside
-    ``target``, and the folder is renamed to ``target`` only when everything is out. A previous
-    ``target`` is replaced.
+    Before anything is written: a compressed tar is decompressed to its end (CRC and length
+    checked); the members are checked (absolute paths, ``..``, links leaving the target,
+    device files are refused with :class:`DownloadError`), and so is what they would expand
+    to against ``limits`` (default :func:`extract_limits`) and the free space. Then the members
+    are extracted into a temporary folder beside ``target``, which is renamed to ``target``
+    only when everything is out. A previous ``target`` is replaced.
+
+    Raises
+    ------
+    DownloadError
+        Unsafe, corrupt or oversized archive; nothing is left at ``target``.
+    DiskFull
+        Too little space (before or while extracting); the partial extraction is removed.
     """
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".extracting", dir=target.parent))
+    archive, target = Path(archive), Path(target)
+    limits = limits or extract_limits()
+    if kind not in ("zip", "tar"):
+        raise InputError(f"unknown archive kind {kind!r}")
+    total = 0
     try:
-        if kind == "zip":
-            try:
-                with zipfile.ZipFile(archive) as zf:
-                    _check_zip(zf, archive.name)
-                    bad = zf.testzip()
-                    if bad is not None:
-                        raise DownloadError(f"{archive.name}: member {bad!r} is corrupt (CRC mismatch)")
-                    zf.extractall(tmp)
-            except zipfile.BadZipFile as err:
-                raise DownloadError(f"{archive.name}: not a valid zip file ({err})") from None
-        elif kind == "tar":
-            try:
-                with tarfile.open(archive) as tf:
-                    _check_tar(tf, archive.name)
-                    tf.extractall(tmp, filter="data")
-            except (tarfile.TarError, EOFError) as err:
-                raise DownloadError(f"{archive.name}: not a valid tar archive ({err})") from None
-        else:
-            raise InputError(f"unknown archive kind {kind!r}")
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        with atomic_dir(target, suffix=".extracting") as tmp:
+            if kind == "zip":
+                try:
+                    with zipfile.ZipFile(archive) as zf:
+                        _check_zip(zf, archive.name)
+                        total = _check_zip_limits(zf, archive.name, limits)
+                        bad = zf.testzip()
+                        if bad is not None:
+                            raise DownloadError(f"{archive.name}: member {bad!r} is corrupt (CRC mismatch)")
+                        _check_free_space(archive, target.parent, total)
+                        zf.extractall(tmp)
+                except (zipfile.BadZipFile, zlib.error, EOFError) as err:
+                    raise DownloadError(f"{archive.name}: not a valid zip file ({err})") from None
+            else:
+                _scan_compressed_stream(archive, limits)
+                try:
+                    with tarfile.open(archive) as tf:
+                        _check_tar(tf, archive.name)
+                        total = _check_tar_limits(tf, archive.name, limits)
+                        _check_free_space(archive, target.parent, total)
+                        tf.extractall(tmp, filter="data")
+                except (tarfile.TarError, EOFError) as err:
+                    raise DownloadError(f"{archive.name}: not a valid tar archive ({err})") from None
+    except OSError as err:
+        if err.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        raise DiskFull(f"{archive.name}: {err.strerror or 'No space left on device'} while extracting into "
+                       f"{target.parent}: the members hold {total} bytes, {_free_bytes(target.parent)} bytes "
+                       f"are free now. The partial extraction was removed; the verified archive "
+                       f"downloads/{archive.name} is kept, so after freeing space the next run only "
+                       "extracts it") from None
     return target
 
 
@@ -492,7 +738,8 @@ def _ignored(rel: PurePosixPath) -> bool:
         return True
     if rel.as_posix() in ("manifest.json", "pinned.json"):
         return True
-    return rel.name.endswith((".part", ".part.json", ".sha256-mismatch", ".size-mismatch", ".unsafe"))
+    return rel.name.endswith((".part", ".part.json", ".sha256-mismatch", ".size-mismatch", ".unsafe",
+                              ".unverified"))
 
 
 def _data_files(d: Path) -> list[PurePosixPath]:
@@ -649,11 +896,15 @@ def download(name: str, root, accept_terms=(), base_url: str | None = None, prog
                                               retries=retries, backoff=backoff)
         if f.archive:
             try:
-                target = extract_archive(dest, d / _archive_stem(f.name), f.archive)
-            except DownloadError:
-                if url != "local":               # never rename a file the user placed
-                    _quarantine(dest, dest.name + ".unsafe")
-                raise
+                target = extract_archive(dest, d / _archive_stem(f.name), f.archive, extract_limits(f))
+            except DiskFull:
+                raise                            # the archive is fine: keep it for the next run
+            except DownloadError as err:
+                if url == "local":               # never rename a file the user placed
+                    raise
+                bad = _quarantine(dest, dest.name + ".unsafe")
+                raise DownloadError(f"{err}\nNothing was extracted or pinned; the archive is kept as "
+                                    f"{bad} for inspection (delete it to download again)") from None
             for member, sha in f.inner_sha256.items():
                 path = target / member
                 if not path.is_file():

@@ -6,6 +6,7 @@ Every Snakemake rule is one of these commands, so any step can be rerun by hand.
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import sys
 from pathlib import Path
@@ -105,7 +106,8 @@ def cmd_fuse(args):
     record = fuse(args.method, args.pair, args.out, params=_params(args.params), setting=args.setting,
                   seed=args.seed, device=args.device, allow_cpu_fallback=args.allow_cpu_fallback,
                   state_dir=args.state, plugins=args.plugins, entry=args.entry,
-                  on_error=args.on_error, config_hash=args.config_hash)
+                  on_error=args.on_error, config_hash=args.config_hash,
+                  on_kill="fail" if args.retries_left > 0 else "record")
     if record["status"] != "ok":
         print(f"hmifbench fuse: {record['entry']} failed on {args.pair}: {record['error']} "
               "(recorded in run.json)", file=sys.stderr)
@@ -133,6 +135,9 @@ def cmd_report(args):
     scores = list(args.scores)
     if args.scores_from:
         scores += [ln for ln in Path(args.scores_from).read_text().splitlines() if ln.strip()]
+    if not scores:
+        raise HmifError("no score files given (as arguments or listed in --scores-from): "
+                        "nothing to tabulate, no table written")
     for name, path in write_tables(scores, args.out).items():
         print(f"{name}: {path}")
     return 0
@@ -225,6 +230,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--on-error", choices=["raise", "record"], default="raise",
                    help="record: write a failed run.json and exit 0 (used by the workflow)")
     p.add_argument("--config-hash", help="hash of the workflow config, for provenance")
+    p.add_argument("--retries-left", type=int, default=0, metavar="N",
+                   help="retries the scheduler has left for this job (the workflow passes it): while "
+                        "N > 0, a method killed by a signal (out of memory, a crash) fails the command "
+                        "so that the job is retried; at 0 the death is recorded in run.json")
     _common_run_args(p)
     p.set_defaults(func=cmd_fuse)
 
@@ -279,6 +288,13 @@ def main(argv=None) -> int:
         return args.func(args)
     except HmifError as err:
         print(f"hmifbench {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:
+        # A file-system failure (disk full, permission, a file where a folder should be): one
+        # line naming the file, not a traceback.
+        where = f": {err.filename}" if err.filename else ""
+        hint = " (the disk or quota is full)" if err.errno in (errno.ENOSPC, errno.EDQUOT) else ""
+        print(f"hmifbench {args.command}: error: {err.strerror or err}{where}{hint}", file=sys.stderr)
         return 2
 
 

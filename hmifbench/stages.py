@@ -18,7 +18,7 @@ import numpy as np
 
 from hmifbench.cube import Cube
 from hmifbench.errors import InputError
-from hmifbench.io import read_cube, read_json, write_cube, write_json
+from hmifbench.io import read_cube, read_json, read_truth, write_cube, write_json
 from hmifbench.observation import DEFAULT_BORDER
 from hmifbench.provenance import measure, provenance
 
@@ -91,7 +91,7 @@ def load_problem(pair_dir, setting: str = "known"):
     from hmifbench.method import FusionProblem
 
     pair_dir = Path(pair_dir)
-    truth = read_json(pair_dir / "truth.json")
+    truth = read_truth(pair_dir)
     lr, msi = read_cube(pair_dir / "lr_hsi.hdr"), read_cube(pair_dir / "hr_msi.hdr")
     try:
         return FusionProblem.from_truth(lr, msi, truth, setting)
@@ -129,14 +129,32 @@ def train(method: str, pair_dirs, out_dir, params=None, setting="known", seed=0,
 
 def fuse(method: str, pair_dir, out_dir, params=None, setting="known", seed=0, device="auto",
          allow_cpu_fallback=False, state_dir=None, plugins=(), entry=None,
-         on_error: str = "raise", config_hash: str | None = None) -> dict:
+         on_error: str = "raise", config_hash: str | None = None, on_kill: str = "record") -> dict:
     """Run one method on one pair; write ``hr_hsi.hdr`` and ``run.json`` into ``out_dir``.
 
     With ``on_error="record"`` a failure is written to ``run.json`` with ``status: failed``
     and the error, and no exception escapes: the tables then show the run as failed instead of
     the workflow stopping. With ``"raise"`` (the default by hand) the record is written too and
     the exception is re-raised.
+
+    The run happens in a child process (:func:`hmifbench.isolation.fuse_isolated`): a method
+    killed by a signal (OOM killer, segfault) is recorded as failed like one that raised, with
+    the signal and its peak memory (``on_kill="record"``), or, with ``on_kill="fail"``, the
+    call raises without a record so that the scheduler retries the job. Outputs of an earlier
+    run in ``out_dir`` are removed first.
     """
+    from hmifbench.isolation import fuse_isolated
+
+    return fuse_isolated(_fuse_here, method, pair_dir, out_dir, params=params, setting=setting, seed=seed,
+                         device=device, allow_cpu_fallback=allow_cpu_fallback, state_dir=state_dir,
+                         plugins=plugins, entry=entry, on_error=on_error, config_hash=config_hash,
+                         on_kill=on_kill)
+
+
+def _fuse_here(method: str, pair_dir, out_dir, params=None, setting="known", seed=0, device="auto",
+               allow_cpu_fallback=False, state_dir=None, plugins=(), entry=None,
+               on_error: str = "raise", config_hash: str | None = None) -> dict:
+    """:func:`fuse` in this process."""
     from hmifbench.device import DeviceError, resolve_device
 
     out = Path(out_dir)
@@ -187,7 +205,7 @@ def evaluate(run_json, reference, pair_dir, out, profile: str | None = None, cro
 
     profile = metrics.check_profile(profile or metrics.DEFAULT_PROFILE)
     run = read_json(run_json)
-    truth = read_json(Path(pair_dir) / "truth.json")
+    truth = read_truth(pair_dir)
     record = {**(labels or {}), "entry": run.get("entry"), "method": run.get("method"),
               "setting": run.get("setting"), "status": run.get("status"), "error": run.get("error"),
               "profile": profile, "crop": crop, "data_range": data_range, "scale": truth["scale"],

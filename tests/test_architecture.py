@@ -21,7 +21,7 @@ PLUGIN_PACKAGES = {"methods": "hmifbench.methods", "metrics": "hmifbench.metrics
                    "datasets": "hmifbench.datasets"}
 #: Core modules that drive the others (docs/architecture.md); everything else in hmifbench/ is
 #: the base layer.
-DRIVER = {"cli", "config", "stages", "registry", "scaffold", "testing", "report", "checks",
+DRIVER = {"cli", "config", "stages", "registry", "scaffold", "testing", "report", "checks", "isolation",
           "conformance"}
 BASE = {"cube", "io", "errors", "observation", "method", "provenance", "device"}
 #: The one facade: hmifbench.methods re-exports the registry's available()/get() (DESIGN's API).

@@ -395,3 +395,270 @@ def test_every_registry_dataset_is_documented():
     doc = (Path(__file__).resolve().parent.parent / "docs" / "datasets.md").read_text()
     for name in dl.registry():
         assert f"| `{name}` |" in doc, name
+
+
+# --------------------------------------------------------------------------- integrity (issue 12)
+
+def _tgz_bytes(members: dict[str, bytes]) -> bytes:
+    import io
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tf:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def test_tgz_with_a_wrong_crc_is_refused_not_pinned(tmp_path, server, test_registry):
+    """Case 1: tarfile stops before the gzip trailer, so only reading to the end finds the CRC."""
+    data = bytearray(_tgz_bytes({"scene/a.mat": bytes(range(256)) * 64}))
+    data[-8] ^= 0xFF                                       # the gzip trailer's CRC-32
+    server.add("/m/h.tgz", bytes(data))
+    test_registry("t", [dl.FileSpec("h.tgz", urls=(server.url("/m/h.tgz"),), archive="tar")])
+    with pytest.raises(dl.DownloadError, match="(?i)crc"):
+        dl.download("t", tmp_path, **FAST)
+    d = tmp_path / "t"
+    assert_clean(d, "h.tgz")
+    assert not (d / "pinned.json").exists()
+    assert (d / "downloads" / "h.tgz.unsafe").exists()
+    with pytest.raises(HmifError):                        # and --verify does not pass either
+        dl.verify("t", tmp_path)
+
+
+def test_truncated_tgz_is_refused(tmp_path, server, test_registry):
+    data = _tgz_bytes({"scene/a.mat": bytes(range(256)) * 64})
+    server.add("/m/h.tgz", data[:-20])
+    test_registry("t", [dl.FileSpec("h.tgz", urls=(server.url("/m/h.tgz"),), archive="tar")])
+    with pytest.raises(dl.DownloadError, match="(?i)end of the compressed stream|truncated"):
+        dl.download("t", tmp_path, **FAST)
+    assert_clean(tmp_path / "t", "h.tgz")
+
+
+@pytest.mark.parametrize("kind", ["zip", "tar"])
+def test_archive_bomb_is_refused_by_its_ratio(tmp_path, server, test_registry, kind):
+    """Case 2: 16 MiB of zeros in a few kB."""
+    name = "bomb.zip" if kind == "zip" else "bomb.tgz"
+    src = tmp_path / name
+    if kind == "zip":
+        with zipfile.ZipFile(src, "w", zipfile.ZIP_DEFLATED) as zf:
+            zf.writestr("ok/readme.txt", b"fine")
+            zf.writestr("zeros.bin", bytes(16 << 20))
+    else:
+        src.write_bytes(_tgz_bytes({"ok/readme.txt": b"fine", "zeros.bin": bytes(16 << 20)}))
+    assert src.stat().st_size < 100_000
+    server.add(f"/m/{name}", src.read_bytes())
+    test_registry("t", [dl.FileSpec(name, urls=(server.url(f"/m/{name}"),), archive=kind)])
+    root = tmp_path / "root"
+    with pytest.raises(dl.DownloadError, match="ratio") as err:
+        dl.download("t", root, **FAST)
+    assert "HMIFBENCH_MAX_EXTRACT_RATIO" in str(err.value)   # says how to accept it if trusted
+    assert_clean(root / "t", name)
+    assert not list((root / "t").rglob("zeros.bin"))
+    assert not (root / "t" / "pinned.json").exists()
+
+
+def test_archive_total_size_limit_from_the_registry_and_the_environment(tmp_path, server, test_registry,
+                                                                        monkeypatch):
+    payload = np.random.default_rng(0).bytes(200_000)     # incompressible: only the size limit applies
+    src = tmp_path / "a.zip"
+    zip_with_member(src, "ok/data.bin", payload)
+    server.add("/m/a.zip", src.read_bytes())
+    spec = dl.FileSpec("a.zip", urls=(server.url("/m/a.zip"),), archive="zip", extracted_size=50_000)
+    test_registry("t", [spec])
+    with pytest.raises(dl.DownloadError, match="expands to 200004 bytes") as err:
+        dl.download("t", tmp_path / "r1", **FAST)
+    assert "extracted_size" in str(err.value)
+    assert_clean(tmp_path / "r1" / "t", "a.zip")
+    test_registry("t", [dataclasses.replace(spec, extracted_size=None)])
+    monkeypatch.setenv("HMIFBENCH_MAX_EXTRACT_BYTES", "100000")
+    with pytest.raises(dl.DownloadError, match="HMIFBENCH_MAX_EXTRACT_BYTES"):
+        dl.download("t", tmp_path / "r2", **FAST)
+    assert_clean(tmp_path / "r2" / "t", "a.zip")
+    monkeypatch.setenv("HMIFBENCH_MAX_EXTRACT_BYTES", "1000000")
+    assert dl.download("t", tmp_path / "r3", **FAST).exists()
+
+
+def test_archive_member_count_limit(tmp_path, server, test_registry, monkeypatch):
+    src = tmp_path / "many.zip"
+    with zipfile.ZipFile(src, "w") as zf:
+        for i in range(30):
+            zf.writestr(f"f/{i}.txt", b"x")
+    server.add("/m/many.zip", src.read_bytes())
+    test_registry("t", [dl.FileSpec("many.zip", urls=(server.url("/m/many.zip"),), archive="zip")])
+    monkeypatch.setenv("HMIFBENCH_MAX_EXTRACT_MEMBERS", "20")
+    with pytest.raises(dl.DownloadError, match="30 members"):
+        dl.download("t", tmp_path, **FAST)
+    assert_clean(tmp_path / "t", "many.zip")
+
+
+@pytest.mark.parametrize("validator", ["etag", "last_modified"])
+def test_resume_after_the_file_changed_upstream_restarts_from_zero(tmp_path, server, test_registry, validator):
+    """Case 3: the server answers the range with 206 although the file changed (If-Range ignored)."""
+    old = np.random.default_rng(1).bytes(50_000)
+    new = np.random.default_rng(2).bytes(50_000)
+    if validator == "last_modified":
+        server.etag, server.last_modified = None, "Mon, 01 Jan 2024 00:00:00 GMT"
+    server.add("/m/f.bin", old)
+    server.script("/m/f.bin", ["cut:0.5"])
+    test_registry("t", [dl.FileSpec("f.bin", urls=(server.url("/m/f.bin"),))])
+    with pytest.raises(dl.DownloadError):
+        dl.download("t", tmp_path, progress=False, timeout=5.0, retries=0, backoff=0.0)
+    part = tmp_path / "t" / "downloads" / "f.bin.part"
+    assert part.read_bytes() == old[:25_000]
+    server.add("/m/f.bin", new)                            # the file changes upstream
+    if validator == "etag":
+        server.etag = "v2"
+    else:
+        server.last_modified = "Tue, 02 Jan 2024 00:00:00 GMT"
+    dl.download("t", tmp_path, **FAST)
+    got = (tmp_path / "t" / "downloads" / "f.bin").read_bytes()
+    assert got == new                                      # not old[:25000] + new[25000:]
+    pins = json.loads((tmp_path / "t" / "pinned.json").read_text())["files"]
+    assert pins["f.bin"]["sha256"] == sha(new)
+
+
+def test_resume_when_nothing_changed_still_uses_the_range(tmp_path, server, test_registry):
+    body = np.random.default_rng(3).bytes(50_000)
+    server.etag, server.last_modified = "same", "Mon, 01 Jan 2024 00:00:00 GMT"
+    server.add("/m/f.bin", body)
+    server.script("/m/f.bin", ["cut:0.5"])
+    test_registry("t", [dl.FileSpec("f.bin", urls=(server.url("/m/f.bin"),))])
+    dl.download("t", tmp_path, **FAST)
+    assert server.gets("/m/f.bin")[-1][1] == "bytes=25000-"
+    assert (tmp_path / "t/downloads/f.bin").read_bytes() == body
+
+
+def test_truncated_plain_file_without_length_is_not_pinned(tmp_path, server, test_registry):
+    """Case 4: no Content-Length, connection closed half way, no size or checksum to compare."""
+    body = np.random.default_rng(4).bytes(40_000)
+    server.add("/m/f.bin", body)
+    server.script("/m/f.bin", ["nolength-cut:0.5"])
+    test_registry("t", [dl.FileSpec("f.bin", urls=(server.url("/m/f.bin"),))])
+    with pytest.raises(dl.DownloadError, match="no length") as err:
+        dl.download("t", tmp_path, **FAST)
+    assert "registry" in str(err.value)
+    d = tmp_path / "t"
+    assert not (d / "pinned.json").exists() and not (d / "manifest.json").exists()
+    assert not (d / "downloads" / "f.bin").exists()
+
+
+def test_plain_file_without_length_is_accepted_when_its_size_is_known(tmp_path, server, test_registry):
+    body = np.random.default_rng(5).bytes(40_000)
+    server.add("/m/f.bin", body)
+    server.script("/m/f.bin", ["nolength-cut:0.5", "nolength"])
+    test_registry("t", [dl.FileSpec("f.bin", urls=(server.url("/m/f.bin"),), size=len(body))])
+    dl.download("t", tmp_path, **FAST)
+    assert (tmp_path / "t/downloads/f.bin").read_bytes() == body
+
+
+def test_extracted_files_and_records_follow_the_umask(tmp_path, server, cave_zip):
+    """Case 9: not 0600/0700 whatever the umask (mkstemp/mkdtemp defaults)."""
+    import os
+    import stat
+
+    server.add("/m/complete_ms_data.zip", cave_zip[0])
+    old = os.umask(0o022)
+    try:
+        dl.download("cave", tmp_path, base_url=server.url("/m"), **FAST)
+    finally:
+        os.umask(old)
+    d = tmp_path / "cave"
+    mode = lambda p: stat.S_IMODE(p.stat().st_mode)  # noqa: E731
+    assert mode(d / "complete_ms_data") == 0o755
+    assert mode(d / "manifest.json") == 0o644
+    assert mode(d / "pinned.json") == 0o644
+    assert mode(d / "downloads" / "complete_ms_data.zip") == 0o644
+
+
+class _FullDisk:
+    """A file whose writes fail with ENOSPC once ``room`` bytes are written."""
+
+    def __init__(self, fh, room):
+        self.fh, self.room = fh, room
+
+    def write(self, block):
+        import errno
+        import os
+
+        if len(block) > self.room:
+            self.fh.write(block[:self.room])
+            self.room = 0
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        self.room -= len(block)
+        return self.fh.write(block)
+
+    def __getattr__(self, name):
+        return getattr(self.fh, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.fh.close()
+
+
+def test_disk_full_during_download_says_what_is_kept(tmp_path, server, test_registry, monkeypatch):
+    """Case 10 (download): a message, the bytes written kept for resume."""
+    import builtins
+
+    body = np.random.default_rng(6).bytes(3 << 20)
+    server.add("/m/f.bin", body)
+    test_registry("t", [dl.FileSpec("f.bin", urls=(server.url("/m/f.bin"),), size=len(body))])
+
+    def full_open(path, mode="r", *a, **k):
+        fh = builtins.open(path, mode, *a, **k)
+        return _FullDisk(fh, 1 << 20) if str(path).endswith(".part") and "b" in mode and "r" not in mode else fh
+
+    monkeypatch.setattr(dl, "open", full_open, raising=False)
+    with pytest.raises(dl.DownloadError) as err:
+        dl.download("t", tmp_path, **FAST)
+    msg = str(err.value)
+    assert "No space left" in msg and "f.bin.part" in msg and "resume" in msg
+    assert str(len(body)) in msg                           # how much was needed
+    part = tmp_path / "t/downloads/f.bin.part"
+    assert part.read_bytes() == body[:1 << 20]
+    monkeypatch.delattr(dl, "open")
+    dl.download("t", tmp_path, **FAST)
+    assert server.gets("/m/f.bin")[-1][1] == f"bytes={1 << 20}-"
+
+
+def test_disk_full_during_extraction_keeps_the_verified_archive(tmp_path, server, cave_zip, monkeypatch):
+    """Case 10 (extraction): no traceback, no partial extraction, the archive not quarantined."""
+    import errno
+    import shutil
+
+    server.add("/m/complete_ms_data.zip", cave_zip[0])
+
+    def no_space(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(shutil, "copyfileobj", no_space)
+    with pytest.raises(dl.DownloadError) as err:
+        dl.download("cave", tmp_path, base_url=server.url("/m"), **FAST)
+    msg = str(err.value)
+    assert "No space left" in msg and "extracting" in msg and "bytes" in msg
+    assert "downloads/complete_ms_data.zip" in msg
+    d = tmp_path / "cave"
+    assert not (d / "complete_ms_data").exists() and not list(d.glob(".*extracting"))
+    assert (d / "downloads" / "complete_ms_data.zip").exists()   # kept: the next run only extracts
+    monkeypatch.undo()
+    n = len(server.requests)
+    dl.download("cave", tmp_path, base_url=server.url("/m"), **FAST)
+    assert len(server.requests) == n
+
+
+def test_too_little_free_space_is_refused_before_extracting(tmp_path, server, cave_zip, monkeypatch):
+    import shutil
+    from collections import namedtuple
+
+    server.add("/m/complete_ms_data.zip", cave_zip[0])
+    usage = namedtuple("usage", "total used free")
+    real = shutil.disk_usage
+    monkeypatch.setattr(dl.shutil, "disk_usage",
+                        lambda p: usage(10 ** 9, 10 ** 9 - 1000, 1000) if "cave" in str(p) else real(p))
+    with pytest.raises(dl.DownloadError, match="1000 bytes free"):
+        dl.download("cave", tmp_path, base_url=server.url("/m"), **FAST)
+    assert not (tmp_path / "cave" / "complete_ms_data").exists()

@@ -1,5 +1,6 @@
 """The Snakemake workflow end to end on a tiny config, in a temporary folder."""
 
+import json
 import shutil
 import subprocess
 import sys
@@ -100,3 +101,185 @@ def test_lint_is_clean(tmp_path):
     shutil.copy(REPO / "config" / "config.yaml", tmp_path / "config.yaml")
     result = snakemake(tmp_path, "--lint")
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+# --------------------------------------------------------------------------- issue 12
+
+#: a command after ';' (it runs when the value reaches the shell unquoted), and a space
+HOSTILE_ROOTS = ["data;touch PWNED;echo", "data root"]
+
+
+@pytest.mark.parametrize("root", HOSTILE_ROOTS)
+def test_config_values_reach_the_shell_as_paths(tmp_path, root):
+    """Case 8: a data_root with a ';' or a space is a folder name, not a command."""
+    (tmp_path / "config.yaml").write_text(textwrap.dedent(f'''
+        data_root: "{root}"
+        datasets:
+          synthetic: {{scenes: [scene01], options: {{size: 32}}}}
+        degradations: [gauss-fwhm-x4]
+        methods: {{upsample: {{}}}}
+    '''))
+    result = snakemake(tmp_path, "--cores", "1", "results/scenes/synthetic/scene01.hdr")
+    assert not (tmp_path / "PWNED").exists()
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+@pytest.mark.parametrize("root", HOSTILE_ROOTS)
+def test_download_rule_quotes_the_data_root(tmp_path, root, monkeypatch):
+    from hmifbench.datasets.download import BASE_URL_ENV
+    from tests.fixtures.formats import make_cave_zip
+    from tests.fixtures.http_server import FileServer
+
+    archive = tmp_path / "complete_ms_data.zip"
+    make_cave_zip(archive, scenes=("balloons",), size=8, quirk_scene=None)
+    with FileServer() as server:
+        server.add("/m/complete_ms_data.zip", archive.read_bytes())
+        monkeypatch.setenv(BASE_URL_ENV, server.url("/m"))   # never the real server, even unquoted
+        (tmp_path / "config.yaml").write_text(textwrap.dedent(f'''
+            data_root: "{root}"
+            download_base_url: "{server.url('/m')}"
+            datasets:
+              cave: {{scenes: [balloons]}}
+            degradations: [gauss-fwhm-x4]
+            methods: {{upsample: {{}}}}
+        '''))
+        result = snakemake(tmp_path, "--cores", "1", f"{root}/cave/manifest.json")
+    assert not (tmp_path / "PWNED").exists()
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (tmp_path / root / "cave" / "manifest.json").is_file()
+
+
+WAITING_PLUGIN = textwrap.dedent('''
+    import time
+    from pathlib import Path
+
+    from hmifbench.methods import Method
+
+    class Waits(Method):
+        """Waits while the file WAIT exists in the working folder, then raises."""
+        name = "waits"
+        blind = True
+        citation = "test"
+
+        def fuse(self, problem, *, state=None, seed=0, device="auto", progress=None):
+            while Path("WAIT").exists():
+                time.sleep(0.2)
+            raise RuntimeError("done waiting")
+''')
+
+
+def _readme_recovery_sentence():
+    import re
+
+    text = " ".join((REPO / "README.md").read_text().split())
+    match = re.search(r"[^.]*Snakemake process itself was killed[^.]*\.", text)
+    assert match, "README no longer says what to do after a killed run"
+    return match.group(0)
+
+
+def test_readme_recovery_after_a_killed_snakemake(tmp_path):
+    """Case 12: Snakemake killed while a job runs; the job finishes on its own (as when the
+    login session drops). "Unlock, then the same command" stops on the job's output, marked
+    incomplete; README's advice must get past that."""
+    import os
+    import re
+    import signal
+    import time
+
+    (tmp_path / "plugins").mkdir()
+    (tmp_path / "plugins" / "waits.py").write_text(WAITING_PLUGIN)
+    (tmp_path / "config.yaml").write_text(textwrap.dedent('''
+        plugins: [plugins]
+        datasets:
+          synthetic: {scenes: [scene01], options: {size: 32}}
+        degradations: [gauss-fwhm-x4]
+        methods: {waits: {}}
+    '''))
+    (tmp_path / "WAIT").touch()
+    exe = Path(sys.executable).with_name("snakemake")
+    cmd = [str(exe), "-s", str(REPO / "Snakefile"), "--directory", str(tmp_path),
+           "--configfile", str(tmp_path / "config.yaml"), "--cores", "1"]
+    run_json = tmp_path / "results/fused/waits/synthetic/gauss-fwhm-x4/scene01/run.json"
+    log = tmp_path / "results/logs/fuse/waits/synthetic/gauss-fwhm-x4/scene01.log"
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 240
+        while not log.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert log.exists(), "the fuse job never started"
+        time.sleep(2)
+        os.kill(proc.pid, signal.SIGKILL)           # Snakemake dies; its job goes on
+        proc.wait()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    (tmp_path / "WAIT").unlink()
+    deadline = time.monotonic() + 120
+    while not run_json.exists() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert run_json.exists()
+    assert subprocess.run(cmd[:-2] + ["--unlock", "--cores", "1"], capture_output=True).returncode == 0
+    plain = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert plain.returncode != 0 and "incomplete" in (plain.stdout + plain.stderr).lower()
+    advice = _readme_recovery_sentence()
+    flags = [f for f in re.findall(r"--[a-z-]+", advice) if f != "--unlock" and f != "--cores"]
+    assert "--rerun-incomplete" in flags, advice
+    rerun = subprocess.run(cmd + ["--rerun-incomplete"], capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    per_scene = pd.read_csv(tmp_path / "results/tables/per_scene.csv")
+    assert list(per_scene["status"]) == ["failed"]
+
+
+KILLED_PLUGIN = textwrap.dedent('''
+    import os
+    import signal
+    from pathlib import Path
+
+    from hmifbench.methods import Method
+    from hmifbench.methods.upsample import Upsample
+
+    class AlwaysKilled(Method):
+        """Killed by SIGKILL in every run, as by the out-of-memory killer."""
+        name = "always_killed"
+        blind = True
+        citation = "test"
+
+        def fuse(self, problem, *, state=None, seed=0, device="auto", progress=None):
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    class KilledOnce(Upsample):
+        """Killed on its first run only (as when the retry's extra memory suffices)."""
+        name = "killed_once"
+
+        def fuse(self, problem, *, state=None, seed=0, device="auto", progress=None):
+            marker = Path("killed_once.ran")
+            if not marker.exists():
+                marker.touch()
+                os.kill(os.getpid(), signal.SIGKILL)
+            return super().fuse(problem, state=state, seed=seed, device=device, progress=progress)
+''')
+
+
+@pytest.mark.parametrize("retries", [0, 1])
+def test_killed_method_is_retried_then_recorded_and_the_tables_are_made(tmp_path, retries):
+    """Case 6: a method's death by a signal fails its job while a retry is left (so the
+    scheduler retries it with more memory) and is recorded as failed on the last attempt."""
+    (tmp_path / "plugins").mkdir()
+    (tmp_path / "plugins" / "killed.py").write_text(KILLED_PLUGIN)
+    (tmp_path / "config.yaml").write_text(textwrap.dedent('''
+        plugins: [plugins]
+        datasets:
+          synthetic: {scenes: [scene01], options: {size: 32}}
+        degradations: [gauss-fwhm-x4]
+        methods: {always_killed: {}, killed_once: {}}
+    '''))
+    result = snakemake(tmp_path, "--cores", "1", "--retries", str(retries))
+    assert result.returncode == 0, result.stderr[-3000:]
+    per_scene = pd.read_csv(tmp_path / "results/tables/per_scene.csv").set_index("entry")
+    assert per_scene.loc["always_killed", "status"] == "failed"
+    assert "SIGKILL" in per_scene.loc["always_killed", "error"]
+    run = json.loads((tmp_path / "results/fused/always_killed/synthetic/gauss-fwhm-x4/scene01/run.json")
+                     .read_text())
+    assert run["signal"] == "SIGKILL" and run["timing"]["peak_rss_mb"] > 0
+    # Without retries the first death is final; with one, the retry of killed_once succeeds.
+    assert per_scene.loc["killed_once", "status"] == ("ok" if retries else "failed")

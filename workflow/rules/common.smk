@@ -3,7 +3,6 @@
 # (no torch), so building the DAG stays fast.
 import json
 import os
-import shlex
 
 from hmifbench import registry
 from hmifbench.config import validate_config
@@ -17,10 +16,14 @@ CONFIG_HASH = config_hash(config)
 # (also inside cluster jobs, which re-read this file) rather than as a rule param, because a
 # param would rerun every fuse job whenever any part of the config changes.
 os.environ["HMIFBENCH_CONFIG_HASH"] = CONFIG_HASH
+# Filled in by retries_left() once Snakemake knows --retries (it does not yet while this file
+# is read); cluster jobs inherit the submitting process's value.
+os.environ.setdefault("HMIFBENCH_RETRIES", "")
 
 
 envvars:
     "HMIFBENCH_CONFIG_HASH",
+    "HMIFBENCH_RETRIES",
 
 
 DATA_ROOT = config["data_root"]
@@ -54,10 +57,12 @@ def degradations(dataset):
     return config["datasets"][dataset].get("degradations") or config["degradations"]
 
 
+# Every value from the config reaches a shell command as a list param formatted with
+# {params.x:q}, which quotes each element: a path with a space or a ';' stays one argument.
 def dataset_options(dataset, real=False):
     spec = config["datasets"][dataset]
     options = spec["real_pairs"]["options"] if real else spec["options"]
-    return " ".join(shlex.quote(f"--option={k}={json.dumps(v)}") for k, v in options.items())
+    return [f"--option={k}={json.dumps(v)}" for k, v in options.items()]
 
 
 def download_input(wildcards):
@@ -91,7 +96,7 @@ class Entry:
         args += [f"--plugins={p}" for p in config["plugins"]]
         if config["allow_cpu_fallback"]:
             args.append("--allow-cpu-fallback")
-        return " ".join(shlex.quote(a) for a in args)
+        return args  # a list: the rules format it with {params.args:q}
 
     def mem(self, wildcards, attempt):
         # A retried job (cluster OOM kill) gets more memory each attempt.
@@ -109,6 +114,22 @@ ENTRIES = {name: Entry(name, spec) for name, spec in config["methods"].items()}
 # caps one group, not the number of GPU jobs queued.
 if "gpu" not in workflow.global_resources:
     workflow.register_resource("gpu", 1)
+
+
+def retries_left(wildcards, attempt):
+    """Retries the scheduler still has for a job at ``attempt`` (a resource function).
+
+    A fuse job whose method is killed (out of memory) fails while one is left, so that it is
+    retried with more memory, and records the death on its last attempt (fuse.smk). Cluster
+    jobs run with --retries 0 (the submitting process retries them), so the submitting
+    process's count travels in the environment, which the jobs it starts inherit; where it
+    does not arrive, no retry is assumed and the death is recorded at once.
+    """
+    total = os.environ["HMIFBENCH_RETRIES"]
+    if not total:
+        total = str(workflow.execution_settings.retries if workflow.execution_settings else 0)
+        os.environ["HMIFBENCH_RETRIES"] = total
+    return max(0, int(total) + 1 - attempt)
 
 
 def fuse_group(entry):

@@ -7,7 +7,7 @@ def download_flags():
     flags = [f"--accept-terms={name}" for name in config["accept_terms"]]
     if config["download_base_url"]:
         flags.append(f"--base-url={config['download_base_url']}")
-    return " ".join(shlex.quote(f) for f in flags)
+    return flags  # a list: {params.flags:q} quotes each
 
 
 def _download_rule(dataset):
@@ -34,8 +34,8 @@ for _dataset in config["datasets"]:
                 root=DATA_ROOT,
                 flags=download_flags(),
             shell:
-                "hmifbench download {params.name} --root {params.root} {params.flags} "
-                "--no-progress > {log} 2>&1"
+                "hmifbench download {params.name:q} --root {params.root:q} {params.flags:q} "
+                "--no-progress > {log:q} 2>&1"
 
     elif get_dataset(_dataset).downloadable:
 
@@ -54,5 +54,5 @@ for _dataset in config["datasets"]:
                 root=DATA_ROOT,
                 flags=download_flags(),
             shell:
-                "hmifbench download {params.name} --root {params.root} {params.flags} "
-                "--no-progress > {log} 2>&1"
+                "hmifbench download {params.name:q} --root {params.root:q} {params.flags:q} "
+                "--no-progress > {log:q} 2>&1"

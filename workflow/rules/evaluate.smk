@@ -22,11 +22,11 @@ rule evaluate:
         mem_mb=lambda wc, attempt: 2000 * attempt,
         runtime=10,
     shell:
-        "hmifbench evaluate {input.run} --reference {input.reference} "
-        "--pair $(dirname {input.truth}) -o {output} --profile {params.profile} "
-        "--crop {params.crop} --data-range {params.data_range} "
-        "--label dataset={wildcards.dataset} --label degradation={wildcards.degradation} "
-        "--label scene={wildcards.scene} > {log} 2>&1"
+        "hmifbench evaluate {input.run:q} --reference {input.reference:q} "
+        "--pair \"$(dirname {input.truth:q})\" -o {output:q} --profile {params.profile:q} "
+        "--crop {params.crop:q} --data-range {params.data_range:q} "
+        "--label dataset={wildcards.dataset:q} --label degradation={wildcards.degradation:q} "
+        "--label scene={wildcards.scene:q} > {log:q} 2>&1"
 
 
 rule evaluate_real:
@@ -45,9 +45,9 @@ rule evaluate_real:
         mem_mb=lambda wc, attempt: 2000 * attempt,
         runtime=10,
     shell:
-        "hmifbench evaluate {input.run} --pair $(dirname {input.truth}) -o {output} "
-        "--label dataset={wildcards.dataset} --label degradation=real "
-        "--label scene={wildcards.scene} > {log} 2>&1"
+        "hmifbench evaluate {input.run:q} --pair \"$(dirname {input.truth:q})\" -o {output:q} "
+        "--label dataset={wildcards.dataset:q} --label degradation=real "
+        "--label scene={wildcards.scene:q} > {log:q} 2>&1"
 
 
 # The degradation 'real' names read pairs, not a simulation protocol.
@@ -73,4 +73,4 @@ rule score_batch:
         mem_mb=200,
         runtime=1,
     shell:
-        "printf '%s\\n' {input} > {output} 2> {log}"
+        "printf '%s\\n' {input:q} > {output:q} 2> {log:q}"

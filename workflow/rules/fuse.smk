@@ -36,10 +36,10 @@ for _entry in ENTRIES.values():
             params:
                 method=_entry.method,
                 args=_entry.cli_args(),
-                pairs=lambda wc, input: " ".join(str(p).rsplit("/", 1)[0] for p in input),
+                pairs=lambda wc, input: [str(p).rsplit("/", 1)[0] for p in input],
             shell:
-                "hmifbench train {params.method} --pairs {params.pairs} -o $(dirname {output}) "
-                "{params.args} > {log} 2>&1"
+                "hmifbench train {params.method:q} --pairs {params.pairs:q} -o \"$(dirname {output:q})\" "
+                "{params.args:q} > {log:q} 2>&1"
 
     rule:
         name:
@@ -64,11 +64,13 @@ for _entry in ENTRIES.values():
             gpu=_entry.gpu,
             mem_mb=_entry.mem,
             runtime=_entry.runtime,
+            # for --retries-left (a resource, not a param: params are rerun triggers)
+            retries_left=retries_left,
         params:
             method=_entry.method,
             args=_entry.cli_args(),
-            state=lambda wc, input: f"--state $(dirname {input.state})" if input.state else "",
+            state=lambda wc, input: ["--state", str(input.state).rsplit("/", 1)[0]] if input.state else [],
         shell:
-            "hmifbench fuse {params.method} $(dirname {input.truth}) -o $(dirname {output}) "
-            "{params.state} {params.args} --on-error=record --config-hash=$HMIFBENCH_CONFIG_HASH "
-            "> {log} 2>&1"
+            "hmifbench fuse {params.method:q} \"$(dirname {input.truth:q})\" -o \"$(dirname {output:q})\" "
+            "{params.state:q} {params.args:q} --on-error=record \"--config-hash=$HMIFBENCH_CONFIG_HASH\" "
+            "--retries-left={resources.retries_left:q} > {log:q} 2>&1"

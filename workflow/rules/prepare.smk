@@ -23,5 +23,5 @@ rule prepare_scene:
         mem_mb=lambda wc, attempt: 4000 * attempt,
         runtime=20,
     shell:
-        "hmifbench prepare {wildcards.dataset} {wildcards.scene} -o {output.hdr} "
-        "--root {params.root} {params.options} > {log} 2>&1"
+        "hmifbench prepare {wildcards.dataset:q} {wildcards.scene:q} -o {output.hdr:q} "
+        "--root {params.root:q} {params.options:q} > {log:q} 2>&1"

@@ -35,5 +35,5 @@ rule report_tables:
     params:
         listing="results/tables/scores/all.txt",
     shell:
-        "cat {input} > {params.listing} && "
-        "hmifbench report --scores-from {params.listing} -o $(dirname {output.summary}) > {log} 2>&1"
+        "cat {input:q} > {params.listing:q} && "
+        "hmifbench report --scores-from {params.listing:q} -o \"$(dirname {output.summary:q})\" > {log:q} 2>&1"

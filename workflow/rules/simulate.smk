@@ -20,8 +20,8 @@ rule simulate_pair:
         mem_mb=lambda wc, attempt: 4000 * attempt,
         runtime=10,
     shell:
-        "hmifbench simulate {input} {wildcards.degradation} -o $(dirname {output.truth}) "
-        "--seed {params.seed} --scene-id {wildcards.dataset}/{wildcards.scene} > {log} 2>&1"
+        "hmifbench simulate {input:q} {wildcards.degradation:q} -o \"$(dirname {output.truth:q})\" "
+        "--seed {params.seed:q} --scene-id {wildcards.dataset:q}/{wildcards.scene:q} > {log:q} 2>&1"
 
 
 rule prepare_real_pair:
@@ -44,8 +44,8 @@ rule prepare_real_pair:
         mem_mb=lambda wc, attempt: 4000 * attempt,
         runtime=20,
     shell:
-        "hmifbench prepare-pair {wildcards.dataset} {wildcards.scene} -o $(dirname {output.truth}) "
-        "--root {params.root} {params.options} > {log} 2>&1"
+        "hmifbench prepare-pair {wildcards.dataset:q} {wildcards.scene:q} -o \"$(dirname {output.truth:q})\" "
+        "--root {params.root:q} {params.options:q} > {log:q} 2>&1"
 
 
 # The degradation 'real' names read pairs, not a simulation protocol.
