@@ -9,7 +9,6 @@ Import it inside ``fit``/``fuse`` only (it imports torch): method modules stay i
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import Callable
@@ -18,6 +17,7 @@ import numpy as np
 import torch
 
 from hmifbench.errors import InputError
+from hmifbench.io import atomic_path
 
 
 def resolve_device(device) -> torch.device:
@@ -53,12 +53,10 @@ def to_hwc(tensor: torch.Tensor) -> np.ndarray:
 
 
 def save_atomic(obj, path: Path) -> None:
-    """``torch.save`` to a temporary name, then rename: a killed run never leaves half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".{os.getpid()}.part")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    """``torch.save`` through :func:`hmifbench.io.atomic_path`: a killed run never leaves half
+    a file, and the file gets the umask's permissions like every other output."""
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
 
 
 def _progress_bar(progress, total: int, start: int, desc: str):
