@@ -33,6 +33,7 @@ for _entry in ENTRIES.values():
                 gpu=_entry.gpu,
                 mem_mb=_entry.mem,
                 runtime=_entry.runtime * 10,
+                **site_resources(_entry.gpu > 0),
             params:
                 method=_entry.method,
                 args=_entry.cli_args(),
@@ -64,6 +65,7 @@ for _entry in ENTRIES.values():
             gpu=_entry.gpu,
             mem_mb=_entry.mem,
             runtime=_entry.runtime,
+            **site_resources(_entry.gpu > 0),
         params:
             method=_entry.method,
             args=_entry.cli_args(),

@@ -22,6 +22,7 @@ rule prepare_scene:
     resources:
         mem_mb=lambda wc, attempt: 4000 * attempt,
         runtime=20,
+        **site_resources(False),
     shell:
         "hmifbench prepare {wildcards.dataset} {wildcards.scene} -o {output.hdr} "
         "--root {params.root} {params.options} > {log} 2>&1"

@@ -19,6 +19,7 @@ rule simulate_pair:
     resources:
         mem_mb=lambda wc, attempt: 4000 * attempt,
         runtime=10,
+        **site_resources(False),
     shell:
         "hmifbench simulate {input} {wildcards.degradation} -o $(dirname {output.truth}) "
         "--seed {params.seed} --scene-id {wildcards.dataset}/{wildcards.scene} > {log} 2>&1"
@@ -43,6 +44,7 @@ rule prepare_real_pair:
     resources:
         mem_mb=lambda wc, attempt: 4000 * attempt,
         runtime=20,
+        **site_resources(False),
     shell:
         "hmifbench prepare-pair {wildcards.dataset} {wildcards.scene} -o $(dirname {output.truth}) "
         "--root {params.root} {params.options} > {log} 2>&1"
