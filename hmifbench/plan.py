@@ -115,6 +115,7 @@ def dry_run(configfile, workdir, cores: int = 8, profile: str | Path | None = No
     with tempfile.TemporaryDirectory() as tmp:
         log = Path(log) if log else Path(tmp) / "dryrun.log"
         dryrun.Executor.run_job = record
+        cwd = os.getcwd()  # --directory makes Snakemake change into the work folder
         try:
             with _output_to(log):
                 cli.main(argv)
@@ -124,6 +125,7 @@ def dry_run(configfile, workdir, cores: int = 8, profile: str | Path | None = No
                                 + log.read_text()[-3000:]) from None
         finally:
             dryrun.Executor.run_job = original
+            os.chdir(cwd)
     return {"submitted": submitted, "local": dict(sorted(local.items()))}
 
 
