@@ -235,7 +235,8 @@ def estimate(submitted, measured: dict) -> tuple[list, dict]:
     for record in submitted:
         for job in record["jobs"]:
             rule = job["rule"]
-            kind = "fuse" if rule.startswith(FUSE_PREFIX) else "train" if rule.startswith(TRAIN_PREFIX) else None
+            kind = ("fuse" if rule.startswith(FUSE_PREFIX)
+                    else "train" if rule.startswith(TRAIN_PREFIX) else None)
             if kind is None:
                 other["jobs"] += 1
                 other["cpu_h"] += job["resources"].get("runtime", 0) / 60 * job["threads"]
@@ -330,6 +331,26 @@ def unlisted_datasets(config: dict, workdir: Path) -> list[str]:
     return out
 
 
+def without_datasets(submitted, datasets) -> list[dict]:
+    """Drop the jobs of ``datasets`` whose scene lists are not known yet.
+
+    Until its download checkpoint has run, such a dataset has no scenes in the dry run, yet
+    its per-batch listings (``score_batch``) still appear, as empty batches: counting them
+    would add a SLURM job per entry × degradation that a real run never submits in that form.
+    """
+    if not datasets:
+        return submitted
+    out = []
+    for record in submitted:
+        jobs = [j for j in record["jobs"] if j["wildcards"].get("dataset") not in datasets]
+        if len(jobs) == len(record["jobs"]):
+            out.append(record)
+        elif jobs:  # not expected (groups hold one dataset), but keep the counts right
+            rules = dict(collections.Counter(j["rule"] for j in jobs))
+            out.append({**record, "jobs": jobs, "rules": rules})
+    return out
+
+
 def make_plan(configfile, workdir=".", cores: int = 8, site: Site | None = None,
               records=None, profile=None) -> dict:
     """The whole plan as one JSON-ready dict (what ``hmifbench plan --json`` prints)."""
@@ -339,8 +360,9 @@ def make_plan(configfile, workdir=".", cores: int = 8, site: Site | None = None,
     except (OSError, yaml.YAMLError) as err:
         raise ConfigError(f"cannot read config {configfile}: {err}") from None
     site = site if site is not None else load_site()
+    not_counted = unlisted_datasets(config, workdir)
     run = dry_run(configfile, workdir, cores, profile)
-    submitted = run["submitted"]
+    submitted = without_datasets(run["submitted"], not_counted)
     measured = read_run_records(records or [workdir / "results"])
     rows, other = estimate(submitted, measured)
     summary = summarise(submitted)
@@ -359,7 +381,7 @@ def make_plan(configfile, workdir=".", cores: int = 8, site: Site | None = None,
         "limits_checked": bool(site.path and (site.cpu.name or site.gpu.name)),
         "misfits": misfits(submitted, site),
         "under_requested": under_requested(rows),
-        "not_counted": unlisted_datasets(config, workdir),
+        "not_counted": not_counted,
     }
 
 

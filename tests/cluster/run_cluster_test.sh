@@ -13,6 +13,7 @@
 #    and the run must end non-zero with the group reported as failed.
 # 3. Run 2: the same config without the bad scene, i.e. the resume after fixing a failure.
 #    The OOM-killed group is retried with twice the memory and completes; tables are made.
+#    Between the runs, `hmifbench plan` predicts what run 2 will submit.
 # 4. tests/cluster/check_cluster_run.py reads SLURM's records (scontrol, squeue), the plugin's
 #    logs in .snakemake/slurm_logs and the results: which jobs ran, where, with a GPU or not.
 # 5. Stops the daemons that step 1 started (by pid), unless --keep or they were already up.
@@ -100,6 +101,9 @@ run() {  # run N CONFIG: one snakemake run through SLURM, as a user would start 
 
 run 1 config_broken.yaml
 (cd "$WORK" && find results -type f | sort >files_run1.txt)
+# What the resume will submit, predicted before it runs (check_cluster_run.py compares)
+(cd "$REPO" && python -m hmifbench.cli plan --configfile "$WORK/config.yaml" --directory "$WORK" \
+    --cores 2 --json >"$WORK/plan_run2.json" 2>"$WORK/plan_run2.err")
 run 2 config.yaml
 
 python "$HERE/check_cluster_run.py" "$WORK" | tee "$WORK/checks.txt"

@@ -36,6 +36,7 @@ def plan(tmp_path_factory):
             scenes: [scene01, scene02]
             train_scenes: [scene03]
             options: {{size: 32}}
+          harvard: {{}}           # scene lists come from its files, not downloaded here
         degradations: [gauss-fwhm-x4]
         methods:
           upsample: {{resources: {{mem_mb: 1000, threads: 1}}}}
@@ -117,4 +118,11 @@ def test_jobs_beyond_the_partition_limits_and_runs_that_needed_more_than_request
     assert under == {"upsample": ["measured peak 3,000 MB > requested 1,000 MB",
                                   "fuse measured 60 min > requested 5 min"],
                      "gpu_trained_probe": ["train measured 120 min > requested 60 min"]}
-    assert plan["not_counted"] == []
+
+
+def test_a_dataset_whose_scenes_are_unknown_until_downloaded_is_named_not_counted(plan):
+    # its dry run has only the download (on the submit host) and empty batch listings, which
+    # a real run never submits like that: none of them is in the counts above
+    assert plan["not_counted"] == ["harvard"]
+    assert plan["local_rule_jobs"]["download_harvard"] == 1
+    assert not any(r["dataset"] == "harvard" for r in plan["estimates"])
