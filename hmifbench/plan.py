@@ -285,12 +285,20 @@ def misfits(submitted, site: Site) -> list[dict]:
         problems = [f"{what} {value:,} > {limit:,} {unit}" for what, value, limit, unit in checks
                     if limit is not None and value > limit]
         if problems:
-            first = record["jobs"][0]
-            out.append({"job": record["group"] or first["rule"], "partition": part.name,
-                        "rules": record["rules"], "wildcards": first["wildcards"],
+            out.append({"job": record["group"] or record["jobs"][0]["rule"],
+                        "partition": part.name, "rules": record["rules"],
+                        "wildcards": _shared_wildcards(record["jobs"]),
                         "request": {k: res.get(k) for k in ("runtime", "mem_mb", "_cores", "gpu")},
                         "problems": problems})
-    return out
+    return sorted(out, key=lambda m: (m["job"], sorted(m["rules"]), sorted(m["wildcards"].items())))
+
+
+def _shared_wildcards(jobs) -> dict:
+    """The wildcard values all jobs of a submission share (a batch: dataset, degradation)."""
+    common = dict(jobs[0]["wildcards"])
+    for job in jobs[1:]:
+        common = {k: v for k, v in common.items() if job["wildcards"].get(k) == v}
+    return common
 
 
 def under_requested(rows) -> list[dict]:
@@ -434,7 +442,8 @@ def format_plan(plan: dict) -> str:
     if plan["misfits"]:
         lines.append(f"SLURM jobs that do not fit their partition ({len(plan['misfits'])}):")
         for m in plan["misfits"]:
-            where = " ".join(f"{k}={v}" for k, v in m["wildcards"].items())
+            methods = [r for r in m["rules"] if r.startswith((FUSE_PREFIX, TRAIN_PREFIX))]
+            where = " ".join(methods + [f"{k}={v}" for k, v in m["wildcards"].items()])
             lines.append(f"  {m['job']} [{where}] on {m['partition'] or '-'}: "
                          + "; ".join(m["problems"]))
     elif plan["limits_checked"]:
