@@ -6,7 +6,7 @@ not at all. For each submitted job it also computes what it would ask SLURM for,
 executor does. The recording is :func:`hmifbench.plan.dry_run`, which ``hmifbench plan`` uses
 too; this script adds a stand-in configuration of any shape.
 
-    python tests/cluster/count_jobs.py --configfile config/paper.yaml      # a real config
+    python tests/cluster/count_jobs.py --configfile config/paper.yaml      # a real config (or: hmifbench plan)
     python tests/cluster/count_jobs.py --shape 4 6 12 12 --gpu-entries 4   # a stand-in
 
 The stand-in has the given shape (datasets × degradations × method entries × test scenes).
@@ -26,7 +26,6 @@ from pathlib import Path
 
 import yaml
 
-REPO = Path(__file__).resolve().parents[2]
 PLUGINS = Path(__file__).resolve().parent / "plugins"
 
 
