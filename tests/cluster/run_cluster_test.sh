@@ -25,7 +25,7 @@ REPO=$(cd "$(dirname "$0")/../.." && pwd)
 HERE=$REPO/tests/cluster
 KEEP=0
 [ "${1:-}" = --keep ] && KEEP=1
-LIMIT=${HMIFBENCH_CLUSTER_TIMEOUT:-480}   # hard limit per snakemake run, seconds
+LIMIT=${HMIFBENCH_CLUSTER_TIMEOUT:-900}   # hard limit per snakemake run (a guard against hangs), seconds
 T0=$SECONDS
 say() { echo "[cluster-test] $*"; }
 
