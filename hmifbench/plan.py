@@ -442,7 +442,8 @@ def format_plan(plan: dict) -> str:
     if plan["misfits"]:
         lines.append(f"SLURM jobs that do not fit their partition ({len(plan['misfits'])}):")
         for m in plan["misfits"]:
-            methods = [r for r in m["rules"] if r.startswith((FUSE_PREFIX, TRAIN_PREFIX))]
+            methods = [r for r in m["rules"]
+                       if r.startswith((FUSE_PREFIX, TRAIN_PREFIX)) and r != m["job"]]
             where = " ".join(methods + [f"{k}={v}" for k, v in m["wildcards"].items()])
             lines.append(f"  {m['job']} [{where}] on {m['partition'] or '-'}: "
                          + "; ".join(m["problems"]))
