@@ -1,6 +1,6 @@
 # hmifbench: prepare -> simulate -> [train] -> fuse -> evaluate -> tables.
 # Quick suite (default):   snakemake --cores 2
-# Paper protocol:          snakemake --cores 8 --configfile config/paper.yaml --profile profiles/slurm
+# Paper protocol:          snakemake --cores 8 --configfile config/paper.yaml --profile slurm
 from snakemake.utils import min_version
 
 min_version("9.0")

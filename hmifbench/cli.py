@@ -150,6 +150,30 @@ def cmd_new_method(args):
     return 0
 
 
+def cmd_profile_install(args):
+    from hmifbench.profiles import install_profile
+
+    done = install_profile(args.name, force=args.force)
+    if done["backup"]:
+        print(f"moved the previous profile to {done['backup']}")
+    print(f"{done['action']}: {done['path']}")
+    print(f"`snakemake --profile {args.name}` now finds it from any folder")
+    return 0
+
+
+def cmd_plan(args):
+    import os
+
+    from hmifbench import plan, site
+
+    if args.site:  # the workflow's dry run must read the same file
+        os.environ[site.ENV_VAR] = str(Path(args.site).resolve())
+    result = plan.make_plan(args.configfile, workdir=args.directory, cores=args.cores,
+                            site=site.load_site(args.site), records=args.records or None)
+    print(json.dumps(result, indent=1, default=str) if args.json else plan.format_plan(result))
+    return 0
+
+
 def cmd_check_method(args):
     from hmifbench.conformance import run_checks
 
@@ -265,6 +289,26 @@ def build_parser() -> argparse.ArgumentParser:
                    help="start from a small torch network instead of a linear method")
     p.add_argument("--force", action="store_true", help="overwrite existing files")
     p.set_defaults(func=cmd_new_method)
+
+    p = sub.add_parser("profile", help="install a Snakemake profile (slurm, local) for this user")
+    psub = p.add_subparsers(dest="action", required=True)
+    q = psub.add_parser("install", help="copy the profile into Snakemake's user config folder, "
+                                        "so `--profile NAME` works from any folder")
+    q.add_argument("name", nargs="?", default="slurm", choices=["slurm", "local"])
+    q.add_argument("--force", action="store_true",
+                   help="replace a different profile of that name (kept as NAME.backup)")
+    q.set_defaults(func=cmd_profile_install)
+
+    p = sub.add_parser("plan", help="what a cluster run submits and costs, before it starts")
+    p.add_argument("--configfile", default="config/config.yaml", help="the workflow config")
+    p.add_argument("--cores", type=int, default=8, help="--cores of the run (default 8)")
+    p.add_argument("--directory", default=".", help="the run's working folder (default: here)")
+    p.add_argument("--site", help="site file (default: $HMIFBENCH_SITE or site.yaml)")
+    p.add_argument("--records", action="append", metavar="RESULTS_DIR",
+                   help="results folder of earlier runs to take timings from (repeatable; "
+                        "default: results/ of the working folder)")
+    p.add_argument("--json", action="store_true", help="the whole plan as JSON")
+    p.set_defaults(func=cmd_plan)
 
     p = sub.add_parser("check-method", help="run the conformance checks on a method")
     p.add_argument("name", help="registered method name")

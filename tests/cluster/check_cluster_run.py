@@ -142,6 +142,18 @@ def main(work: Path) -> int:
     else:
         check("the OOM-killed batch was retried once", False, f"ran in {ran}")
 
+    # ---- `hmifbench plan`, run between the two runs, predicted run 2 -----------------------
+    plan_file = work / "plan_run2.json"
+    plan = json.loads(plan_file.read_text()) if plan_file.is_file() else {}
+    first_attempts = {}
+    for j in run2.values():  # each FAILED batch was resubmitted once: count it once
+        if j["JobState"] != "FAILED":
+            first_attempts[kind(j)] = first_attempts.get(kind(j), 0) + 1
+    check("hmifbench plan predicted run 2's SLURM jobs (retries aside) and found no misfits",
+          plan.get("slurm_jobs_by_kind") == first_attempts and plan.get("misfits") == []
+          and plan.get("limits_checked") is True,
+          f"plan {plan.get('slurm_jobs_by_kind')}, ran {first_attempts}, misfits {plan.get('misfits')}")
+
     squeue = subprocess.run(["squeue", "-h", "-t", "all", "-o", "%i|%T"], capture_output=True, text=True)
     seen = dict(ln.split("|") for ln in squeue.stdout.split() if "|" in ln)
     check("squeue (the status command) reports the same final states",

@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
-# The workflow through a real one-node SLURM cluster with profiles/slurm (root, Debian/Ubuntu).
+# The workflow through a real one-node SLURM cluster with `--profile slurm` (root, Debian/Ubuntu).
 #
 #   bash tests/cluster/run_cluster_test.sh [--keep]
 #
 # 1. tests/cluster/slurm.sh up: installs munge + slurmctld + slurmd (apt) if missing and starts
 #    them, with a fake GPU and two partitions, cpu and gpu.
-# 2. Run 1: `snakemake --profile profiles/slurm` on a tiny config (2 scenes of 32x32 plus a
+# 2. Run 1: `snakemake --cores 2 --profile slurm`, from the repository root as a user types it,
+#    with a site file naming the partitions (HMIFBENCH_SITE, as a user's site.yaml would), on a tiny config (2 scenes of 32x32 plus a
 #    train scene, one degradation; upsample, gsa, two GPU probe methods, one of them trained,
 #    and a probe that gets OOM-killed once) that also lists a scene that cannot be prepared.
 #    That job exits non-zero for real, is retried once with twice the memory, fails again,
 #    and the run must end non-zero with the group reported as failed.
 # 3. Run 2: the same config without the bad scene, i.e. the resume after fixing a failure.
 #    The OOM-killed group is retried with twice the memory and completes; tables are made.
+#    Between the runs, `hmifbench plan` predicts what run 2 will submit.
 # 4. tests/cluster/check_cluster_run.py reads SLURM's records (scontrol, squeue), the plugin's
 #    logs in .snakemake/slurm_logs and the results: which jobs ran, where, with a GPU or not.
 # 5. Stops the daemons that step 1 started (by pid), unless --keep or they were already up.
@@ -23,7 +25,7 @@ REPO=$(cd "$(dirname "$0")/../.." && pwd)
 HERE=$REPO/tests/cluster
 KEEP=0
 [ "${1:-}" = --keep ] && KEEP=1
-LIMIT=${HMIFBENCH_CLUSTER_TIMEOUT:-480}   # hard limit per snakemake run, seconds
+LIMIT=${HMIFBENCH_CLUSTER_TIMEOUT:-900}   # hard limit per snakemake run (a guard against hangs), seconds
 T0=$SECONDS
 say() { echo "[cluster-test] $*"; }
 
@@ -76,12 +78,20 @@ methods:
 EOF
 sed 's/, broken\]/]/' "$WORK/config_broken.yaml" >"$WORK/config.yaml"
 export HMIFBENCH_PROBE_DIR=$WORK
+# The site settings a user keeps in site.yaml: here in the work folder, so that a user's own
+# site.yaml in the checkout is neither used nor touched. GPU jobs must land on 'gpu' through it
+# ('cpu' is SLURM's default partition).
+cat >"$WORK/site.yaml" <<EOF
+partitions:
+  cpu: {name: cpu, max_runtime_min: 600, max_mem_mb: 64000, max_threads: 2}
+  gpu: {name: gpu, max_runtime_min: 600, max_mem_mb: 64000, max_threads: 2, max_gpus: 1}
+EOF
+export HMIFBENCH_SITE=$WORK/site.yaml
 
 run() {  # run N CONFIG: one snakemake run through SLURM, as a user would start it
     local n=$1 t=$SECONDS
-    (cd "$REPO" && timeout -s KILL "$LIMIT" snakemake --cores 2 --profile profiles/slurm \
+    (cd "$REPO" && timeout -s KILL "$LIMIT" snakemake --cores 2 --profile slurm \
         --directory "$WORK" --configfile "$WORK/$2" \
-        --slurm-partition-config "$REPO/profiles/slurm/partitions.yaml" \
         --slurm-init-seconds-before-status-checks 2 --slurm-keep-successful-logs \
         >"$WORK/run$n.log" 2>&1)
     echo $? >"$WORK/run$n.rc"
@@ -91,6 +101,9 @@ run() {  # run N CONFIG: one snakemake run through SLURM, as a user would start 
 
 run 1 config_broken.yaml
 (cd "$WORK" && find results -type f | sort >files_run1.txt)
+# What the resume will submit, predicted before it runs (check_cluster_run.py compares)
+(cd "$REPO" && python -m hmifbench.cli plan --configfile "$WORK/config.yaml" --directory "$WORK" \
+    --cores 2 --json >"$WORK/plan_run2.json" 2>"$WORK/plan_run2.err")
 run 2 config.yaml
 
 python "$HERE/check_cluster_run.py" "$WORK" | tee "$WORK/checks.txt"

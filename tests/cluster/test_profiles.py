@@ -1,10 +1,11 @@
-"""What profiles/slurm makes Snakemake submit, from a dry run (no cluster needed).
+"""What the slurm profile makes Snakemake submit, from a dry run (no cluster needed).
 
 tests/cluster/count_jobs.py records every job a dry run hands to the executor and computes its
 SLURM request as the executor does. The real submission is tested by run_cluster_test.sh.
 """
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -20,22 +21,22 @@ HERE = REPO / "tests" / "cluster"
 GPU_ENTRIES = ("gpu_probe", "gpu_trained_probe")
 
 
-def test_profile_is_found_by_path_and_sets_what_a_cluster_needs(monkeypatch):
+def test_the_users_command_finds_the_profiles_from_the_repository_root(monkeypatch):
     from snakemake.cli import get_profile_dir
 
+    # `snakemake --cores 8 --profile slurm`: a bare name is looked up in the working
+    # directory first (then the user's and the site's Snakemake config folders)
     monkeypatch.chdir(REPO)
-    folder, file = get_profile_dir("profiles/slurm")
-    assert file.name == "config.v8+.yaml"
-    # A bare name is looked up in ./ and the user's/site's config folders, not ./profiles:
-    # hence `--profile profiles/slurm` in the README.
-    assert get_profile_dir("slurm") is None
+    folder, file = get_profile_dir("slurm")
+    assert file.resolve() == REPO / "slurm" / "config.v8+.yaml"
+    assert get_profile_dir("local")[1].resolve() == REPO / "local" / "config.v8+.yaml"
     profile = yaml.safe_load(file.read_text())
     assert profile["executor"] == "slurm"
     assert profile["slurm-status-command"] == "squeue"  # sacct hangs without slurmdbd
     assert profile["resources"] == {"gpu": 1}
     # packing comes from the workflow's batches: group-components misbehaves with checkpoints
     assert "group-components" not in profile
-    local = yaml.safe_load((REPO / "profiles" / "local" / "config.v8+.yaml").read_text())
+    local = yaml.safe_load((REPO / "local" / "config.v8+.yaml").read_text())
     assert local["resources"]["gpu"] >= 1
 
 
@@ -57,8 +58,14 @@ def submitted(tmp_path_factory):
           gpu_probe: {{}}
           gpu_trained_probe: {{}}
     """))
+    site = config.with_name("site.yaml")
+    site.write_text("account: acct1\nqos: normal\npartitions:\n  cpu: {name: short}\n"
+                    "  gpu: {name: gpu-a, gpu_model: a100, qos: gpuq}\n")
+    # the profile by its bare name, from the repository root, as users type it
     out = subprocess.run([sys.executable, str(HERE / "count_jobs.py"), "--configfile", str(config),
-                          "--cores", "8", "--json"], capture_output=True, text=True, timeout=300)
+                          "--cores", "8", "--profile", "slurm", "--json"],
+                         capture_output=True, text=True, timeout=300, cwd=REPO,
+                         env={**os.environ, "HMIFBENCH_SITE": str(site)})
     assert out.returncode == 0, out.stderr[-3000:]
     records, end = json.JSONDecoder().raw_decode(out.stdout)
     return records
@@ -90,3 +97,14 @@ def test_cpu_group_runs_its_scenes_side_by_side(submitted):
     for r in submitted:
         if r["group"] == "fuse_evaluate_cpu":
             assert r["resources"]["_cores"] == 2  # its 2 one-thread fuse jobs at once
+
+
+def test_site_file_sets_account_partition_qos_and_gpu_type_per_job(submitted):
+    for r in submitted:
+        res = {k: r["resources"].get(k) for k in ("slurm_account", "slurm_partition", "qos", "gpu_model")}
+        if r["resources"].get("gpu"):
+            assert res == {"slurm_account": "acct1", "slurm_partition": "gpu-a", "qos": "gpuq",
+                           "gpu_model": "a100"}, r
+        else:
+            assert res == {"slurm_account": "acct1", "slurm_partition": "short", "qos": "normal",
+                           "gpu_model": None}, r

@@ -8,6 +8,7 @@ from hmifbench import registry
 from hmifbench.config import validate_config
 from hmifbench.datasets import get_dataset
 from hmifbench.provenance import config_hash
+from hmifbench.site import load_site
 
 validate_config(config)
 
@@ -106,7 +107,7 @@ class Entry:
 ENTRIES = {name: Entry(name, spec) for name, spec in config["methods"].items()}
 
 
-# At most one GPU per job group, unless --resources gpu=N says otherwise (profiles/local).
+# At most one GPU per job group, unless --resources gpu=N says otherwise (the local profile).
 # Without a cap Snakemake adds up the GPUs of a group's jobs that could run side by side:
 # a batch of GPU jobs would ask SLURM for one GPU per scene, and inside the cluster job
 # (where the submitting run's --resources is not passed on) the job step would ask srun for
@@ -132,11 +133,35 @@ def retries_left(wildcards, attempt):
     return max(0, int(total) + 1 - attempt)
 
 
+# Cluster site settings (site.yaml beside the Snakefile, or $HMIFBENCH_SITE; see
+# slurm/site.example.yaml). Profiles are static YAML, so the workflow reads the file and hands
+# each rule its account, partition, QoS and GPU type as SLURM plugin resources.
+SITE = load_site(repo=workflow.basedir)
+SITE_KEYS = sorted(set(SITE.slurm_resources(False)) | set(SITE.slurm_resources(True)))
+
+
+def site_resources(gpu):
+    """Resource keywords for a rule: ``gpu`` is a bool or a function of the wildcards.
+
+    A function lets one rule (evaluate, score_batch) follow its entry into a CPU or GPU group:
+    all jobs of a group must agree on these strings. A value of None leaves the key unset.
+    """
+    wants_gpu = gpu if callable(gpu) else (lambda wc: gpu)
+    return {
+        key: (lambda wc, key=key: SITE.slurm_resources(bool(wants_gpu(wc))).get(key))
+        for key in SITE_KEYS
+    }
+
+
+def entry_gpu(wildcards):
+    return ENTRIES[wildcards.entry].gpu
+
+
 def fuse_group(entry):
     """The cluster job group of an entry's fuse and evaluate jobs.
 
     GPU entries and CPU entries never share a group, so a CPU group never asks for a GPU;
-    ``--group-components`` (profiles/slurm) packs several scenes into one submitted job.
+    ``score_batch`` holds one entry × dataset × degradation together as one submitted job.
     """
     return "fuse_evaluate_gpu" if ENTRIES[entry].gpu else "fuse_evaluate_cpu"
 

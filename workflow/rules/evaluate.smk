@@ -21,6 +21,7 @@ rule evaluate:
     resources:
         mem_mb=lambda wc, attempt: 2000 * attempt,
         runtime=10,
+        **site_resources(entry_gpu),
     shell:
         "hmifbench evaluate {input.run:q} --reference {input.reference:q} "
         "--pair \"$(dirname {input.truth:q})\" -o {output:q} --profile {params.profile:q} "
@@ -44,6 +45,7 @@ rule evaluate_real:
     resources:
         mem_mb=lambda wc, attempt: 2000 * attempt,
         runtime=10,
+        **site_resources(entry_gpu),
     shell:
         "hmifbench evaluate {input.run:q} --pair \"$(dirname {input.truth:q})\" -o {output:q} "
         "--label dataset={wildcards.dataset:q} --label degradation=real "
@@ -72,5 +74,6 @@ rule score_batch:
     resources:
         mem_mb=200,
         runtime=1,
+        **site_resources(entry_gpu),
     shell:
         "printf '%s\\n' {input:q} > {output:q} 2> {log:q}"

@@ -33,6 +33,7 @@ for _entry in ENTRIES.values():
                 gpu=_entry.gpu,
                 mem_mb=_entry.mem,
                 runtime=_entry.train_runtime,
+                **site_resources(_entry.gpu > 0),
             params:
                 method=_entry.method,
                 args=_entry.cli_args(),
@@ -66,6 +67,7 @@ for _entry in ENTRIES.values():
             runtime=_entry.runtime,
             # for --retries-left (a resource, not a param: params are rerun triggers)
             retries_left=retries_left,
+            **site_resources(_entry.gpu > 0),
         params:
             method=_entry.method,
             args=_entry.cli_args(),

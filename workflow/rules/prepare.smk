@@ -22,6 +22,7 @@ rule prepare_scene:
     resources:
         mem_mb=lambda wc, attempt: 4000 * attempt,
         runtime=20,
+        **site_resources(False),
     shell:
         "hmifbench prepare {wildcards.dataset:q} {wildcards.scene:q} -o {output.hdr:q} "
         "--root {params.root:q} {params.options:q} > {log:q} 2>&1"

@@ -19,6 +19,7 @@ rule simulate_pair:
     resources:
         mem_mb=lambda wc, attempt: 4000 * attempt,
         runtime=10,
+        **site_resources(False),
     shell:
         "hmifbench simulate {input:q} {wildcards.degradation:q} -o \"$(dirname {output.truth:q})\" "
         "--seed {params.seed:q} --scene-id {wildcards.dataset:q}/{wildcards.scene:q} > {log:q} 2>&1"
@@ -43,6 +44,7 @@ rule prepare_real_pair:
     resources:
         mem_mb=lambda wc, attempt: 4000 * attempt,
         runtime=20,
+        **site_resources(False),
     shell:
         "hmifbench prepare-pair {wildcards.dataset:q} {wildcards.scene:q} -o \"$(dirname {output.truth:q})\" "
         "--root {params.root:q} {params.options:q} > {log:q} 2>&1"
