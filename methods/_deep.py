@@ -192,3 +192,22 @@ def blur_decimate(x: torch.Tensor, psf: torch.Tensor, scale: int, offset: int,
     xp = xp[:, :, offset:, offset:].reshape(n * c, 1, xp.shape[2] - offset, xp.shape[3] - offset)
     y = torch.nn.functional.conv2d(xp, psf.to(x.dtype)[None, None], stride=int(scale))
     return y[:, :, : rows // scale, : cols // scale].reshape(n, c, rows // scale, cols // scale)
+
+
+def problem_fingerprint(problem) -> str:
+    """SHA-1 of a FusionProblem's arrays, scale, phase, border and PSF/SRF (when given).
+
+    Goes into a checkpoint's signature so that a resume on other data is refused.
+    """
+    import hashlib
+
+    digest = hashlib.sha1()
+    for array in (problem.lr_hsi, problem.hr_msi, problem.psf, problem.srf):
+        if array is None:
+            digest.update(b"none")
+            continue
+        array = np.ascontiguousarray(array, dtype=np.float32)
+        digest.update(str(array.shape).encode())
+        digest.update(array.tobytes())
+    digest.update(f"{problem.scale},{problem.offset},{problem.border}".encode())
+    return digest.hexdigest()

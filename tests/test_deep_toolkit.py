@@ -88,3 +88,17 @@ def test_blur_decimate_equals_the_suites_spatial_degradation(border, scale, offs
 def test_blur_decimate_refuses_an_unknown_border():
     with pytest.raises(InputError, match="border"):
         _deep.blur_decimate(torch.zeros(1, 1, 8, 8), torch.ones(3, 3) / 9, 4, 1, "mirror")
+
+
+def test_problem_fingerprint_changes_with_the_data_and_the_degradation():
+    from hmifbench.methods import FusionProblem
+
+    rng = np.random.default_rng(0)
+    lr, hr = rng.random((4, 4, 5)), rng.random((16, 16, 2))
+    base = _deep.problem_fingerprint(FusionProblem(lr, hr, 4))
+    assert base == _deep.problem_fingerprint(FusionProblem(lr.copy(), hr.copy(), 4))
+    hr2 = hr.copy()
+    hr2[0, 0, 0] += 1e-3
+    assert base != _deep.problem_fingerprint(FusionProblem(lr, hr2, 4))
+    assert base != _deep.problem_fingerprint(FusionProblem(lr, hr, 4, offset=0))
+    assert base != _deep.problem_fingerprint(FusionProblem(lr, hr, 4, psf=np.ones((3, 3)) / 9))
