@@ -180,8 +180,10 @@ def blur_decimate(x: torch.Tensor, psf: torch.Tensor, scale: int, offset: int,
     k0, k1 = psf.shape
     c0, c1 = (k0 - 1) // 2, (k1 - 1) // 2
     pad_mode = BORDERS[border][0]
-    if pad_mode == "constant":
-        xp = torch.nn.functional.pad(x, (c1, k1 - 1 - c1, c0, k0 - 1 - c0))
+    pads = (c1, k1 - 1 - c1, c0, k0 - 1 - c0)
+    native = {"constant": "constant", "reflect": "reflect", "wrap": "circular"}
+    if pad_mode in native and max(pads) < min(rows, cols):  # torch's own pads: faster backward
+        xp = torch.nn.functional.pad(x, pads, mode=native[pad_mode])
     else:
         # Index arrays extended the way numpy.pad extends the image: every border mode the
         # suite knows (reflect101, symmetric, wrap), kernels of any size.
