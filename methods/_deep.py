@@ -150,3 +150,64 @@ def count_parameters(*modules: torch.nn.Module) -> int:
     """Number of trainable scalars in ``modules`` (shared tensors counted once)."""
     seen = {id(p): p for m in modules for p in m.parameters() if p.requires_grad}
     return int(sum(p.numel() for p in seen.values()))
+
+
+def blur_decimate(x: torch.Tensor, psf: torch.Tensor, scale: int, offset: int,
+                  border: str = "reflect101") -> torch.Tensor:
+    """The suite's spatial degradation in torch: ``decimate(blur(x, psf, border), scale, offset)``.
+
+    Same conventions as :func:`hmifbench.observation.spatial_degrade` (kernel centre
+    ``(k − 1) // 2``, LR pixel i is HR pixel ``s·i + offset``, border extension by
+    ``border``), differentiable in ``x`` and ``psf``. Only the kept pixels are computed (a
+    strided correlation), so the cost is that of the LR grid.
+
+    Parameters
+    ----------
+    x : tensor (N, C, H, W)
+        H and W multiples of ``scale``.
+    psf : tensor (k0, k1)
+        One kernel for every channel; used as given (no normalisation).
+    """
+    import numpy as _np
+
+    from hmifbench.observation import BORDERS
+
+    if border not in BORDERS:
+        raise InputError(f"unknown border mode {border!r}; choose one of {sorted(BORDERS)}")
+    n, c, rows, cols = x.shape
+    k0, k1 = psf.shape
+    c0, c1 = (k0 - 1) // 2, (k1 - 1) // 2
+    pad_mode = BORDERS[border][0]
+    pads = (c1, k1 - 1 - c1, c0, k0 - 1 - c0)
+    native = {"constant": "constant", "reflect": "reflect", "wrap": "circular"}
+    if pad_mode in native and max(pads) < min(rows, cols):  # torch's own pads: faster backward
+        xp = torch.nn.functional.pad(x, pads, mode=native[pad_mode])
+    else:
+        # Index arrays extended the way numpy.pad extends the image: every border mode the
+        # suite knows (reflect101, symmetric, wrap), kernels of any size.
+        r_idx = _np.pad(_np.arange(rows), (c0, k0 - 1 - c0), mode=pad_mode)
+        c_idx = _np.pad(_np.arange(cols), (c1, k1 - 1 - c1), mode=pad_mode)
+        xp = x.index_select(2, torch.as_tensor(r_idx, device=x.device))
+        xp = xp.index_select(3, torch.as_tensor(c_idx, device=x.device))
+    xp = xp[:, :, offset:, offset:].reshape(n * c, 1, xp.shape[2] - offset, xp.shape[3] - offset)
+    y = torch.nn.functional.conv2d(xp, psf.to(x.dtype)[None, None], stride=int(scale))
+    return y[:, :, : rows // scale, : cols // scale].reshape(n, c, rows // scale, cols // scale)
+
+
+def problem_fingerprint(problem) -> str:
+    """SHA-1 of a FusionProblem's arrays, scale, phase, border and PSF/SRF (when given).
+
+    Goes into a checkpoint's signature so that a resume on other data is refused.
+    """
+    import hashlib
+
+    digest = hashlib.sha1()
+    for array in (problem.lr_hsi, problem.hr_msi, problem.psf, problem.srf):
+        if array is None:
+            digest.update(b"none")
+            continue
+        array = np.ascontiguousarray(array, dtype=np.float32)
+        digest.update(str(array.shape).encode())
+        digest.update(array.tobytes())
+    digest.update(f"{problem.scale},{problem.offset},{problem.border}".encode())
+    return digest.hexdigest()

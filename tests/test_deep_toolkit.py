@@ -68,3 +68,37 @@ def test_progress_callback_sees_every_iteration():
     seen = []
     _deep.run_iterations(step, 3, modules={}, progress=lambda i, n, losses: seen.append((i, n)))
     assert seen == [(1, 3), (2, 3), (3, 3)]
+
+
+@pytest.mark.parametrize("border", ["reflect101", "symmetric", "wrap", "zero"])
+@pytest.mark.parametrize("scale,offset,ksize", [(8, 3, 23), (4, 1, 5), (4, 0, 4), (3, 2, 7)])
+def test_blur_decimate_equals_the_suites_spatial_degradation(border, scale, offset, ksize):
+    from hmifbench.observation import spatial_degrade
+
+    rng = np.random.default_rng(0)
+    x = rng.random((24, 48, 3)).astype(np.float32)
+    psf = rng.random((ksize, ksize + 1))  # no symmetry, not square: catches flips and shifts
+    psf /= psf.sum()
+    expected = spatial_degrade(x, psf, scale, offset, border)
+    got = _deep.blur_decimate(_deep.to_nchw(x, torch.device("cpu")),
+                              torch.as_tensor(psf, dtype=torch.float32), scale, offset, border)
+    np.testing.assert_allclose(_deep.to_hwc(got), expected, atol=2e-6)
+
+
+def test_blur_decimate_refuses_an_unknown_border():
+    with pytest.raises(InputError, match="border"):
+        _deep.blur_decimate(torch.zeros(1, 1, 8, 8), torch.ones(3, 3) / 9, 4, 1, "mirror")
+
+
+def test_problem_fingerprint_changes_with_the_data_and_the_degradation():
+    from hmifbench.methods import FusionProblem
+
+    rng = np.random.default_rng(0)
+    lr, hr = rng.random((4, 4, 5)), rng.random((16, 16, 2))
+    base = _deep.problem_fingerprint(FusionProblem(lr, hr, 4))
+    assert base == _deep.problem_fingerprint(FusionProblem(lr.copy(), hr.copy(), 4))
+    hr2 = hr.copy()
+    hr2[0, 0, 0] += 1e-3
+    assert base != _deep.problem_fingerprint(FusionProblem(lr, hr2, 4))
+    assert base != _deep.problem_fingerprint(FusionProblem(lr, hr, 4, offset=0))
+    assert base != _deep.problem_fingerprint(FusionProblem(lr, hr, 4, psf=np.ones((3, 3)) / 9))
