@@ -141,10 +141,10 @@ SITE_KEYS = sorted(set(SITE.slurm_resources(False)) | set(SITE.slurm_resources(T
 
 
 def site_resources(gpu):
-    """Resource keywords for a rule: ``gpu`` is a bool or a function of the wildcards.
+    """Site resource keywords; ``gpu`` is a bool or a function of the wildcards.
 
-    A function lets one rule (evaluate, score_batch) follow its entry into a CPU or GPU group:
-    all jobs of a group must agree on these strings. A value of None leaves the key unset.
+    With a function, the evaluate and score_batch jobs follow their entry into its CPU or GPU
+    group, since all jobs of a group must agree on these strings. None leaves a key unset.
     """
     wants_gpu = gpu if callable(gpu) else (lambda wc: gpu)
     return {
