@@ -32,7 +32,7 @@ def user_profile_root() -> Path:
 def source_dir(name: str) -> Path:
     if name not in PROFILES:
         raise HmifError(f"unknown profile {name!r} (known: {', '.join(PROFILES)})")
-    return REPO / name
+    return REPO / "profiles" / name
 
 
 def install_profile(name: str, force: bool = False, root: Path | None = None) -> dict:

@@ -3,7 +3,7 @@
 They live in one small untracked YAML file, ``site.yaml`` beside the Snakefile (or the file
 named by ``$HMIFBENCH_SITE``), so that a fresh clone plus that file is a working cluster setup
 and no tracked file is edited. ``slurm/site.example.yaml`` documents every key; the schema is
-``workflow/schemas/site.schema.yaml``.
+``hmifbench/schemas/site.schema.yaml`` (shipped with the package).
 
 Snakemake profiles are static YAML, so the profile cannot read this file itself: the workflow
 does (``workflow/rules/common.smk``) and turns it into per-rule resources that the SLURM
@@ -23,7 +23,7 @@ from hmifbench.config import _schema_errors
 from hmifbench.errors import ConfigError
 
 REPO = Path(__file__).resolve().parent.parent
-SCHEMA_PATH = REPO / "workflow" / "schemas" / "site.schema.yaml"
+SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / "site.schema.yaml"
 ENV_VAR = "HMIFBENCH_SITE"
 
 
