@@ -22,6 +22,7 @@ PLUGIN_PACKAGES = {"methods": "hmifbench.methods", "metrics": "hmifbench.metrics
 #: Core modules that drive the others (docs/architecture.md); everything else in hmifbench/ is
 #: the base layer.
 DRIVER = {"cli", "config", "stages", "registry", "scaffold", "testing", "report", "checks", "isolation",
+          "plan", "site", "profiles",
           "conformance"}
 BASE = {"cube", "io", "errors", "observation", "method", "provenance", "device"}
 #: The one facade: hmifbench.methods re-exports the registry's available()/get() (DESIGN's API).
