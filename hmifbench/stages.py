@@ -5,7 +5,8 @@ one function here, and each Snakemake rule is one CLI call, so every step can be
 debugged by hand on the files the workflow wrote.
 
 On-disk layout of a simulated pair (a folder): ``lr_hsi.hdr/.img``, ``hr_msi.hdr/.img`` and
-``truth.json`` (protocol, seed, PSF, SRF, scale, decimation offset, border, noise).
+``truth.json`` (protocol, seed, PSF, SRF, MSI gains/offsets if any, scale, decimation offset,
+border, noise).
 A fuse output folder holds ``hr_hsi.hdr/.img`` and ``run.json`` (status, timing, provenance).
 """
 

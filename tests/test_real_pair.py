@@ -25,7 +25,7 @@ def write_geotiff(path, data):
         data = data[:, :, None]
     with rasterio.open(path, "w", driver="GTiff", height=data.shape[0], width=data.shape[1],
                        count=data.shape[2], dtype="float32",
-                       transform=from_origin(0, 0, 1, 1)) as ds:
+                       transform=from_origin(1000.0, 2000.0, 10.0, 10.0)) as ds:
         ds.write(np.moveaxis(data, -1, 0))
 
 
@@ -125,3 +125,21 @@ def test_paris_wald_protocol_every_blind_method_beats_upsample(paris):
         out = get(name).fuse(problem).hr_hsi
         assert psnr(reference.data, out) > floor + 0.5, name
         assert np.isfinite(sam(reference.data, out))
+
+
+def test_files_pair_through_the_stages(tmp_path):
+    """prepare-pair → fuse (blind) → evaluate (no reference), as the workflow's real track."""
+    from hmifbench import stages
+    from tests.test_radiometry import shaded
+
+    x, problem = shaded(32, 4)
+    folder = tmp_path / "data" / "files"
+    write_cube(folder / "s1_HS.hdr", Cube(problem.lr_hsi, np.linspace(400, 700, x.shape[2])))
+    write_geotiff(folder / "s1_MS.tif", 3.0 * problem.hr_msi + 0.1)   # another sensor's scale
+    stages.prepare_pair("files", "s1", tmp_path / "pair", root=tmp_path / "data")
+    run = stages.fuse("fuse", tmp_path / "pair", tmp_path / "out", setting="blind")
+    assert run["status"] == "ok" and len(run["msi_gain"]) == 3
+    scores = stages.evaluate(tmp_path / "out" / "run.json", None, tmp_path / "pair",
+                             tmp_path / "scores.json")
+    assert scores["profile"] == "no-reference" and 0 < scores["scores"]["qnr"] <= 1
+    assert scores["degradation_scores"] == {}
