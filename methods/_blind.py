@@ -33,7 +33,7 @@ from hmifbench.observation import (BORDERS, DEFAULT_BORDER, blur, check_radiomet
                                    fwhm_gaussian_params, gaussian_psf, remove_radiometry,
                                    spatial_degrade)
 
-__all__ = ["Degradation", "ResolvedDegradation", "estimate_degradation",
+__all__ = ["Degradation", "ResolvedDegradation", "band_support", "estimate_degradation",
            "fit_spectral_response", "known_or_estimated_degradation", "psf_design_matrix"]
 
 

@@ -188,3 +188,18 @@ def test_blind_methods_survive_gains_and_offsets_on_cave_crops(real_data_dir, sc
         err = radiometry_error(out.msi_gain, out.msi_offset, gain, offset)
         assert err["gain_max_rel_error"] <= 0.02, (method, err)
         assert err["offset_max_abs_error"] <= 0.005, (method, err)
+
+
+def test_band_support_restricts_the_estimated_srf():
+    from hmifbench.methods._blind import band_support
+
+    wl = np.linspace(400, 700, 31)
+    mask = band_support(wl, [[400, 500], [480, 600], [580, 700]])
+    assert mask.shape == (3, 31) and mask[0, :11].all() and not mask[0, 11:].any()
+    with pytest.raises(InputError, match="cover no HSI band"):
+        band_support(wl, [[800, 900]])
+    _, problem = shaded(64, 4)
+    radio = with_radiometry(problem)
+    d = estimate_degradation(radio.lr_hsi, radio.hr_msi, 4, srf_support=mask)
+    assert not d.srf[~mask].any()
+    np.testing.assert_allclose(d.srf.sum(axis=1), 1.0)
