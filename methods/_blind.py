@@ -322,8 +322,7 @@ def estimate_degradation(lr_hsi, hr_msi, scale: int, psf_size: Optional[int] = N
     yh_mat = yh.reshape(n, B)
 
     def fit_response(hsi, msi):
-        response, o = fit_spectral_response(hsi, msi, lambda_r, support, fit_offset)
-        return response, o
+        return fit_spectral_response(hsi, msi, lambda_r, support, fit_offset)
 
     if problem.psf is not None and problem.srf is not None:
         return Degradation(problem.psf, problem.srf, gain, bias)
