@@ -335,7 +335,7 @@ def test_resources_warn_when_family_and_gpu_disagree():
 
 def test_heavy_import_at_module_level_fails_the_import_check(tmp_path, monkeypatch):
     # sqlite3 stands in for torch (same mechanism, without paying torch's import in a test).
-    monkeypatch.setattr(checks, "HEAVY_MODULES", checks.HEAVY_MODULES + ("sqlite3",))
+    monkeypatch.setattr(checks.static, "HEAVY_MODULES", checks.HEAVY_MODULES + ("sqlite3",))
     (tmp_path / "heavy_method.py").write_text(textwrap.dedent('''
         import sqlite3  # a heavy import at module level: what the check must catch
         from hmifbench.methods import Fused, Method

@@ -42,7 +42,7 @@ def test_generated_linear_plugin_passes_its_generated_test(plugin_dir):
     source = made.module.read_text()
     ast.parse(source)
     assert "class MyFusion(Method):" in source and 'name = "my_fusion"' in source
-    assert "no heavy imports at module level" in source
+    assert "no torch, tensorflow or jax" in source  # the import rule, stated in the template
     assert 'check_method("my_fusion", plugins=[PLUGIN_DIR])' in made.test.read_text()
     _run_generated_test(made.test)  # check_method with every check, the import one included
     cls = registry.get_class("my_fusion")
