@@ -2,7 +2,8 @@
 
 A protocol fixes everything needed to turn a ground-truth cube X into an (LR-HSI, HR-MSI)
 pair: the PSF (family, size, σ), the scale s, the decimation phase, the border mode, the SRF
-table, the noise on each image, an optional misregistration of the HSI, and its version.
+table, the MSI's radiometry (per-band gains and offsets), the noise on each image, an optional
+misregistration of the HSI, and its version.
 Together with a seed it reproduces the pair bit for bit; docs/degradations.md defines every
 protocol in words. The formulas are those of :mod:`hmifbench.observation`, the single
 implementation of the observation model; the misregistration warp is :func:`misregister`.
@@ -20,8 +21,8 @@ from scipy import ndimage
 
 from hmifbench.cube import Cube, as_array, wavelengths_of
 from hmifbench.errors import InputError
-from hmifbench.observation import (BORDERS, DEFAULT_BORDER, add_noise, box_psf, default_offset,
-                                   fwhm_gaussian_params, gaussian_psf, noise_sigma,
+from hmifbench.observation import (BORDERS, DEFAULT_BORDER, add_noise, apply_radiometry, box_psf,
+                                   default_offset, fwhm_gaussian_params, gaussian_psf, noise_sigma,
                                    spatial_degrade, spectral_degrade)
 
 
@@ -53,6 +54,14 @@ class Protocol:
         the HR truth is shifted by (dy, dx) LR pixels (rows down, columns right) and rotated by θ
         degrees counter-clockwise (as displayed) about the image centre; see
         :func:`misregister`. The HR-MSI is made from the unwarped truth. None: no warp.
+    msi_gain_spread : float
+        The MSI band j gets the gain ``g_j = 1 + msi_gain_spread · u_j``, u_j uniform in
+        [−1, 1] (0: unit gains). A plain field, so a sweep can vary it: the u_j stay the same.
+    msi_offset_max : float
+        The MSI band j gets the offset ``o_j = msi_offset_max · v_j``, v_j uniform in [0, 1].
+    radiometry_seed : int
+        Seeds u and v (``default_rng([radiometry_seed, 3])``, u drawn first): the gains and
+        offsets are the protocol's, the same for every scene, like a sensor's calibration.
     version : int
         Bumped whenever the protocol's numbers change.
     """
@@ -69,6 +78,9 @@ class Protocol:
     version: int = 1
     description: str = ""
     misregistration: dict | None = None
+    msi_gain_spread: float = 0.0
+    msi_offset_max: float = 0.0
+    radiometry_seed: int = 0
 
     def kernel(self) -> np.ndarray:
         """The PSF as a 2-D kernel summing to 1."""
@@ -84,6 +96,19 @@ class Protocol:
     def decimation_offset(self) -> int:
         return default_offset(self.scale) if self.offset is None else self.offset
 
+    def radiometry(self, msi_bands: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """The MSI's gains and offsets (:func:`hmifbench.observation.apply_radiometry`) for
+        ``msi_bands`` bands, or None when the protocol has unit gains and no offsets."""
+        if not self.msi_gain_spread and not self.msi_offset_max:
+            return None
+        if not 0 <= self.msi_gain_spread < 1 or not self.msi_offset_max >= 0:
+            raise InputError(f"protocol {self.name!r}: msi_gain_spread must be in [0, 1) and "
+                             f"msi_offset_max >= 0, got {self.msi_gain_spread}, {self.msi_offset_max}")
+        rng = np.random.default_rng([int(self.radiometry_seed), 3])
+        u = rng.uniform(-1.0, 1.0, msi_bands)
+        v = rng.uniform(0.0, 1.0, msi_bands)
+        return 1.0 + self.msi_gain_spread * u, self.msi_offset_max * v
+
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
@@ -93,7 +118,8 @@ class Pair:
     """A simulated pair with the truth it was made with.
 
     ``truth`` holds: protocol (its dict), seed, scale, offset, border, psf (k × k list),
-    srf (b × B list), srf_name, srf_coverage, noise (σ per band of each image, or None).
+    srf (b × B list), srf_name, srf_coverage, noise (σ per band of each image, or None), and
+    msi_gain, msi_offset (b lists) when the protocol sets them.
     """
 
     lr_hsi: Cube
@@ -204,6 +230,14 @@ def _builtin_protocols() -> dict[str, Protocol]:
                        description="gauss-fwhm-x8 with the sentinel2a-vnir SRF, no noise"))
     ps.append(Protocol("rs-s2-noisy-x4", 4, _fwhm_gaussian(4), srf="sentinel2a-vnir", snr_hsi_db=35,
                        snr_msi_db=40, description="rs-s2-x4 with white noise, HSI 35 dB / MSI 40 dB per band"))
+    # Real sensors (issue 18): every MSI band with its own gain (and offset) relative to the HSI.
+    for sc in (4, 8):
+        ps.append(Protocol(f"gain-x{sc}", sc, _fwhm_gaussian(sc), msi_gain_spread=0.3,
+                           description=f"gauss-fwhm-x{sc} with MSI gains drawn in [0.7, 1.3], no offsets"))
+        ps.append(Protocol(f"gain-offset-x{sc}", sc, _fwhm_gaussian(sc), msi_gain_spread=0.3,
+                           msi_offset_max=0.05,
+                           description=f"gauss-fwhm-x{sc} with MSI gains drawn in [0.7, 1.3] and "
+                                       "offsets in [0, 0.05]"))
     return {p.name: p for p in ps}
 
 
@@ -248,7 +282,9 @@ def degrade(cube, protocol, seed: int = 0) -> Pair:
     -------
     Pair
         ``truth["misregistration"]`` holds the warp applied to the HSI (shift in LR and HR
-        pixels, rotation, centre, spline order), or None.
+        pixels, rotation, centre, spline order), or None. A protocol with MSI gains or offsets
+        adds ``truth["msi_gain"]`` and ``truth["msi_offset"]`` (one per MSI band), applied to
+        the MSI before its noise.
     """
     from hmifbench.datasets.srf import srf_for
 
@@ -266,6 +302,9 @@ def degrade(cube, protocol, seed: int = 0) -> Pair:
                   "centre_hr": [(x.shape[0] - 1) / 2, (x.shape[1] - 1) / 2]}
     lr = spatial_degrade(hr_for_hsi, psf, p.scale, p.decimation_offset, p.border)
     msi = spectral_degrade(x, srf)
+    radiometry = p.radiometry(srf.shape[0])
+    if radiometry is not None:
+        msi = apply_radiometry(msi, *radiometry)
     noise = {}
     if p.snr_hsi_db is not None:
         noise["hsi_sigma"] = noise_sigma(lr, p.snr_hsi_db, p.noise_per).tolist()
@@ -279,4 +318,55 @@ def degrade(cube, protocol, seed: int = 0) -> Pair:
         "srf": srf.tolist(), "srf_name": p.srf, "srf_coverage": covered.tolist(),
         "noise": noise or None, "misregistration": misreg,
     }
+    if radiometry is not None:
+        truth["msi_gain"], truth["msi_offset"] = (v.tolist() for v in radiometry)
     return Pair(Cube(lr, wl), Cube(msi), truth)
+
+
+def wald_pair(lr_hsi, hr_msi, scale: int, psf=None, offset: int | None = None,
+              border: str = DEFAULT_BORDER) -> tuple[Cube, Cube, Cube]:
+    """Wald's protocol for a real pair: both images one ``scale`` coarser, the HSI as reference.
+
+    L. Wald, T. Ranchin, M. Mangolini, "Fusion of satellite images of different spatial
+    resolutions: assessing the quality of resulting images", PE&RS 63(6):691–699, 1997. A real
+    pair has no high-resolution HSI to compare with; degrading both images by the pair's own
+    scale gives a pair whose fusion can be scored against the original HSI (assuming the
+    quality does not depend on the scale of the scene).
+
+    Parameters
+    ----------
+    lr_hsi, hr_msi : Cube or array_like
+        The real pair, ``hr_msi`` ``scale`` times finer. The HSI is cropped (bottom and right)
+        to a multiple of ``scale`` pixels, the MSI to ``scale`` times that.
+    scale : int
+    psf : array_like, optional
+        The blur applied before decimating both images; default the Gaussian whose FWHM is one
+        coarse pixel (:func:`hmifbench.observation.fwhm_gaussian_psf`).
+    offset : int, optional
+        Decimation phase (default ``s // 2 − 1``).
+    border : str
+
+    Returns
+    -------
+    (lr_hsi, hr_msi, reference) : three Cubes
+        The reduced HSI (scale² coarser than the reference), the reduced MSI (on the
+        reference's grid) and the reference (the cropped original HSI, with its wavelengths).
+    """
+    from hmifbench.observation import fwhm_gaussian_psf
+
+    s = int(scale)
+    x = as_array(lr_hsi, "lr_hsi")
+    m = as_array(hr_msi, "hr_msi")
+    wl = wavelengths_of(lr_hsi)
+    h, w = (x.shape[0] // s) * s, (x.shape[1] // s) * s
+    if h == 0 or w == 0:
+        raise InputError(f"Wald's protocol: the HSI ({x.shape[0]}x{x.shape[1]}) is smaller than "
+                         f"the scale {s}")
+    if m.shape[0] < h * s or m.shape[1] < w * s:
+        raise InputError(f"Wald's protocol: the MSI ({m.shape[0]}x{m.shape[1]}) does not cover "
+                         f"{s} x the HSI ({h}x{w})")
+    x, m = x[:h, :w], m[:h * s, :w * s]
+    kernel = fwhm_gaussian_psf(s) if psf is None else psf
+    reduced_hsi = spatial_degrade(x, kernel, s, offset, border)
+    reduced_msi = spatial_degrade(m, kernel, s, offset, border)
+    return Cube(reduced_hsi, wl), Cube(reduced_msi), Cube(np.ascontiguousarray(x), wl)

@@ -23,7 +23,8 @@ import numpy as np
 
 from hmifbench.cube import Cube, as_array, wavelengths_of
 from hmifbench.errors import InputError
-from hmifbench.observation import DEFAULT_BORDER, check_psf, check_srf, default_offset
+from hmifbench.observation import (DEFAULT_BORDER, check_psf, check_radiometry, check_srf,
+                                   default_offset)
 
 #: What a method's ``name`` (its registry key and config name) must look like.
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -72,6 +73,11 @@ class FusionProblem:
         Decimation phase: LR pixel i is blurred HR pixel ``s·i + offset``. Default ``s//2 − 1``.
     border : str
         Border mode used by the blur (see :mod:`hmifbench.observation`).
+    msi_gain, msi_offset : array_like (b,), optional
+        The MSI's radiometry relative to the HSI (known setting):
+        ``Ym_j = g_j · (X · Rᵀ)_j + o_j``. None means unit gain / zero offset, the plain model.
+        Given only with the SRF; a method that uses the SRF must use them too (the blind
+        methods do so through ``hmifbench.methods._blind.known_or_estimated_degradation``).
     """
 
     lr_hsi: Any
@@ -82,6 +88,8 @@ class FusionProblem:
     srf: Any = None
     offset: int | None = None
     border: str = DEFAULT_BORDER
+    msi_gain: Any = None
+    msi_offset: Any = None
 
     def __post_init__(self):
         if self.wavelengths is None:
@@ -112,6 +120,9 @@ class FusionProblem:
                                  f"{self.hr_msi.shape[2]} bands")
         if self.offset is None:
             self.offset = default_offset(self.scale)
+        if self.msi_gain is not None or self.msi_offset is not None:
+            self.msi_gain, self.msi_offset = check_radiometry(
+                self.msi_gain, self.msi_offset, self.msi_bands, "FusionProblem")
 
     @property
     def bands(self) -> int:
@@ -127,8 +138,8 @@ class FusionProblem:
         return self.psf is not None and self.srf is not None
 
     def blind(self) -> "FusionProblem":
-        """The same problem without the PSF and SRF."""
-        return dataclasses.replace(self, psf=None, srf=None)
+        """The same problem without the PSF, SRF and MSI gains/offsets."""
+        return dataclasses.replace(self, psf=None, srf=None, msi_gain=None, msi_offset=None)
 
     @classmethod
     def from_truth(cls, lr_hsi, hr_msi, truth: dict, setting: str = "known") -> "FusionProblem":
@@ -140,9 +151,11 @@ class FusionProblem:
             The pair's images.
         truth : dict
             The pair's record (``truth.json``): ``scale`` and, where known, ``psf``, ``srf``,
-            ``offset``, ``border``; ``real: true`` marks a real pair, which has no PSF/SRF.
+            ``offset``, ``border``, ``msi_gain``, ``msi_offset``; ``real: true`` marks a real
+            pair, which has no PSF/SRF.
         setting : {"known", "blind"}
-            ``"known"`` passes the true PSF and SRF to the method; ``"blind"`` withholds both.
+            ``"known"`` passes the true PSF, SRF and MSI gains/offsets to the method;
+            ``"blind"`` withholds them all.
         """
         if setting not in ("known", "blind"):
             raise InputError(f"setting must be 'known' or 'blind', got {setting!r}")
@@ -152,7 +165,9 @@ class FusionProblem:
         return cls(lr_hsi, hr_msi, truth["scale"], wavelengths=wavelengths_of(lr_hsi),
                    psf=truth.get("psf") if known else None,
                    srf=truth.get("srf") if known else None,
-                   offset=truth.get("offset"), border=truth.get("border") or DEFAULT_BORDER)
+                   offset=truth.get("offset"), border=truth.get("border") or DEFAULT_BORDER,
+                   msi_gain=truth.get("msi_gain") if known else None,
+                   msi_offset=truth.get("msi_offset") if known else None)
 
 
 @dataclass
@@ -162,7 +177,8 @@ class Fused:
     hr_hsi : (H, W, B) float32 estimate; psf, srf : the degradation the method estimated
     (blind methods), or None; n_params : number of learned parameters (0 for model-based
     methods); iterations : iterations run, if iterative; extras : anything else worth keeping
-    (JSON-serialisable).
+    (JSON-serialisable); msi_gain, msi_offset : the MSI's per-band gain and offset relative to
+    the HSI that the method estimated with the SRF (blind methods), or None.
     """
 
     hr_hsi: np.ndarray
@@ -171,6 +187,8 @@ class Fused:
     n_params: int = 0
     iterations: int | None = None
     extras: dict = field(default_factory=dict)
+    msi_gain: np.ndarray | None = None
+    msi_offset: np.ndarray | None = None
 
     def __post_init__(self):
         self.hr_hsi = np.asarray(self.hr_hsi.data if isinstance(self.hr_hsi, Cube) else self.hr_hsi,

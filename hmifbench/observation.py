@@ -1,7 +1,7 @@
 """The observation model of HS–MS fusion: PSF blur, decimation, SRF projection and noise.
 
     Yh = decimate_s(PSF ⋆ X) + Nh        LR-HSI, (H/s, W/s, B)
-    Ym = X · Rᵀ + Nm                     HR-MSI, (H, W, b)
+    Ym = (X · Rᵀ) ⊙ g + o + Nm           HR-MSI, (H, W, b)
 
 Conventions (each is fixed here, once, and recorded with every simulated pair):
 
@@ -17,6 +17,10 @@ Conventions (each is fixed here, once, and recorded with every simulated pair):
   ``offset = s // 2 − 1`` (15 at ×32, 3 at ×8, 1 at ×4). With an s×s box PSF this makes LR
   pixel i exactly the mean of HR block i. H and W must be multiples of s.
 * **SRF** — a (b × B) matrix whose rows are non-negative and sum to 1; ``Ym = X · Rᵀ``.
+* **Radiometry** — each MSI band j has a gain ``g_j > 0`` and an offset ``o_j`` relative to
+  the HSI: ``Ym_j = g_j · (X · Rᵀ)_j + o_j`` (:func:`apply_radiometry`; default g = 1, o = 0).
+  Real sensors are calibrated separately, so their pair never has unit gain and no offset.
+  :func:`remove_radiometry` is the inverse that fusion methods apply to the MSI.
 * **Noise** — white Gaussian, at a target SNR in dB. Per band (default):
   ``σ_b = RMS(X_b) · 10^(−SNR/20)`` with ``RMS(X_b) = ‖X_b‖₂ / √(H·W)``; per cube: one σ from
   the RMS of the whole cube. ``None`` or ``inf`` means no noise.
@@ -302,3 +306,40 @@ def add_noise(cube, snr_db: float | None, rng: np.random.Generator, per: str = "
     sigma = noise_sigma(x, snr_db, per)
     n = rng.standard_normal(x.shape) * sigma
     return (x.astype(np.float64) + n).astype(np.float32)
+
+
+def check_radiometry(gain, offset, bands: int, name: str = "msi") -> tuple[np.ndarray, np.ndarray]:
+    """Validate per-band MSI gains and offsets; None means 1 (gain) or 0 (offset).
+
+    Returns float64 arrays of shape (bands,): gains finite and > 0, offsets finite.
+    """
+    g = np.ones(bands) if gain is None else np.asarray(gain, dtype=np.float64).reshape(-1)
+    o = np.zeros(bands) if offset is None else np.asarray(offset, dtype=np.float64).reshape(-1)
+    if g.size != bands or o.size != bands:
+        raise InputError(f"{name}: {g.size} gains and {o.size} offsets for {bands} MSI bands; "
+                         "give one per band")
+    if not np.isfinite(g).all() or (g <= 0).any():
+        raise InputError(f"{name}: MSI gains must be finite and > 0, got {g.tolist()}")
+    if not np.isfinite(o).all():
+        raise InputError(f"{name}: MSI offsets must be finite, got {o.tolist()}")
+    return g, o
+
+
+def apply_radiometry(msi, gain=None, offset=None) -> np.ndarray:
+    """The sensor's radiometry: ``g_j · msi_j + o_j`` for every band j; float32.
+
+    The forward model of the suite's simulation (see the module notes).
+    """
+    x = as_array(msi, "msi")
+    g, o = check_radiometry(gain, offset, x.shape[2])
+    return (x.astype(np.float64) * g + o).astype(np.float32)
+
+
+def remove_radiometry(msi, gain=None, offset=None) -> np.ndarray:
+    """The inverse of :func:`apply_radiometry`: ``(msi_j − o_j) / g_j``; float32.
+
+    What a method does to the HR-MSI so that ``Ym = X · Rᵀ`` (unit-sum SRF rows) holds again.
+    """
+    x = as_array(msi, "msi")
+    g, o = check_radiometry(gain, offset, x.shape[2])
+    return ((x.astype(np.float64) - o) / g).astype(np.float32)

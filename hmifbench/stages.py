@@ -5,7 +5,8 @@ one function here, and each Snakemake rule is one CLI call, so every step can be
 debugged by hand on the files the workflow wrote.
 
 On-disk layout of a simulated pair (a folder): ``lr_hsi.hdr/.img``, ``hr_msi.hdr/.img`` and
-``truth.json`` (protocol, seed, PSF, SRF, scale, decimation offset, border, noise).
+``truth.json`` (protocol, seed, PSF, SRF, MSI gains/offsets if any, scale, decimation offset,
+border, noise).
 A fuse output folder holds ``hr_hsi.hdr/.img`` and ``run.json`` (status, timing, provenance).
 """
 
@@ -175,6 +176,8 @@ def _fuse_here(method: str, pair_dir, out_dir, params=None, setting="known", see
             status="ok", n_params=int(result.n_params), iterations=result.iterations,
             psf=None if result.psf is None else np.asarray(result.psf).tolist(),
             srf=None if result.srf is None else np.asarray(result.srf).tolist(),
+            msi_gain=None if result.msi_gain is None else np.asarray(result.msi_gain).tolist(),
+            msi_offset=None if result.msi_offset is None else np.asarray(result.msi_offset).tolist(),
             extras=result.extras, output="hr_hsi.hdr",
             timing={"fuse_s": cost["wall_s"], "peak_rss_mb": cost["peak_rss_mb"],
                     "peak_gpu_mb": cost["peak_gpu_mb"]})
@@ -236,10 +239,14 @@ def _no_reference_scores(est, pair_dir: Path, truth: dict) -> dict:
 
 
 def _degradation_scores(run: dict, truth: dict) -> dict:
-    """PSF/SRF estimation errors, for methods that estimated them."""
+    """PSF/SRF and MSI gain/offset estimation errors, for methods that estimated them (a
+    simulated pair without ``msi_gain``/``msi_offset`` has gain 1 and offset 0)."""
     from hmifbench import metrics
 
     scores = {}
+    if run.get("msi_gain") is not None and not truth.get("real"):
+        scores["radiometry"] = metrics.radiometry_error(run["msi_gain"], run["msi_offset"],
+                                                        truth.get("msi_gain"), truth.get("msi_offset"))
     if run.get("psf") is not None and truth.get("psf") is not None:
         scores["psf"] = metrics.psf_error(np.asarray(run["psf"]), np.asarray(truth["psf"]))
     if run.get("srf") is not None and truth.get("srf") is not None:

@@ -14,6 +14,8 @@ import numpy as np
 
 from hmifbench.errors import InputError
 from hmifbench.method import Fused, FusionProblem, Method, Resources, param
+from hmifbench.methods._blind import (Degradation, fit_spectral_response,
+                                      known_or_estimated_degradation, split_gain)
 
 
 # --------------------------------------------------------------------------------------------
@@ -101,66 +103,91 @@ def virtual_dimensionality(Y: np.ndarray, false_alarm: float = 5e-2) -> int:
 # Degradation estimates (blind setting)
 # --------------------------------------------------------------------------------------------
 
-def estimate_srf_nnls(lr_hsi: np.ndarray, lr_msi: np.ndarray) -> tuple[np.ndarray, float]:
-    """Relative SRF by non-negative least squares, one MSI band at a time.
+def estimate_srf_nnls(lr_hsi: np.ndarray, lr_msi: np.ndarray,
+                      fit_offset: bool = True) -> tuple[np.ndarray, np.ndarray, float]:
+    """Relative SRF and MSI offsets by non-negative least squares, one MSI band at a time.
 
     N. Yokoya, N. Mayumi, A. Iwasaki, "Cross-calibration for data fusion of EO-1/Hyperion and
     Terra/ASTER", IEEE JSTARS 6(2):419–426, 2013: regress each spatially degraded MSI band on
-    the LR-HSI bands with non-negative weights.
+    the LR-HSI bands with non-negative weights and an offset (the regression of
+    :func:`hmifbench.methods._blind.fit_spectral_response` without smoothness prior, so that
+    CNMF and the other blind methods share one radiometric model).
 
     Returns
     -------
-    srf : ndarray (b, B), not normalised (gains are kept)
+    response : ndarray (b, B)
+        Not normalised: row j is ``g_j · r_j`` (gain times unit-sum SRF row).
+    offset : ndarray (b,)
     residual : float
         Root-mean-square misfit of the regression.
     """
-    from scipy.optimize import nnls
-
     B, b = lr_hsi.shape[2], lr_msi.shape[2]
     A = lr_hsi.reshape(-1, B).astype(np.float64)
     M = lr_msi.reshape(-1, b).astype(np.float64)
-    R = np.zeros((b, B))
-    sq = 0.0
-    for k in range(b):
-        R[k], rnorm = nnls(A, M[:, k], maxiter=50 * B)
-        sq += rnorm**2
-    return R, math.sqrt(sq / M.size)
+    R, offset = fit_spectral_response(A, M, 0.0, None, fit_offset)
+    residual = math.sqrt(float(np.mean((A @ R.T + offset - M) ** 2)))
+    return R, offset, residual
 
 
 def estimate_psf_and_srf(problem: FusionProblem, n_sigmas: int = 23):
-    """Gaussian PSF width and relative SRF that best explain ``R·Y_h ≈ degrade(Y_m)``.
+    """Gaussian PSF width, SRF and MSI gains/offsets that best explain
+    ``g ⊙ (R·Y_h) + o ≈ degrade(Y_m)``.
 
     For every σ on a grid from 0.1·s to 1.2·s, the HR-MSI is degraded with an isotropic
     Gaussian PSF of that width (size the odd integer ≥ 6σ) and the SRF fitted by
-    :func:`estimate_srf_nnls`; the σ with the smallest misfit wins. (Our addition for the
+    :func:`estimate_srf_nnls`; the σ with the smallest misfit, refined between its grid
+    neighbours by a bounded scalar search to 0.005·s, wins. (Our addition for the
     blind setting: the CNMF paper assumes the spatial response known.) A PSF already given
-    in the problem is used as is, and a given SRF too.
+    in the problem is used as is; a given SRF with the problem's gains and offsets too.
 
     Returns
     -------
-    psf : ndarray (k, k); srf : ndarray (b, B) (relative, not normalised); sigma : float or None
+    degradation : :class:`~hmifbench.methods._blind.Degradation`
+        PSF (k, k), SRF (rows summing to 1), gains, offsets.
+    sigma : float or None
+        The chosen width (None when the PSF was given).
     """
-    from hmifbench.observation import gaussian_psf, spatial_degrade
+    from scipy.optimize import minimize_scalar
+
+    from hmifbench.observation import check_radiometry, gaussian_psf, spatial_degrade
 
     s = problem.scale
-    if problem.psf is not None:
-        candidates = [(None, problem.psf)]
-    else:
-        candidates = []
-        for sigma in np.linspace(0.1, 1.2, n_sigmas) * s:
-            candidates.append((float(sigma), gaussian_psf(2 * math.ceil(3 * sigma) + 1, sigma)))
-    best = None
-    for sigma, psf in candidates:
+
+    def fit(psf):
         lr_msi = spatial_degrade(problem.hr_msi, psf, s, problem.offset, problem.border)
         if problem.srf is not None:
-            R = problem.srf
-            pred = problem.lr_hsi.reshape(-1, problem.bands).astype(np.float64) @ R.T
-            err = float(np.sqrt(np.mean((pred - lr_msi.reshape(pred.shape)) ** 2)))
-        else:
-            R, err = estimate_srf_nnls(problem.lr_hsi, lr_msi)
-        if best is None or err < best[0]:
-            best = (err, psf, R, sigma)
-    return best[1], best[2], best[3]
+            gain, offset = check_radiometry(problem.msi_gain, problem.msi_offset, problem.msi_bands)
+            R = problem.srf * gain[:, None]
+            pred = problem.lr_hsi.reshape(-1, problem.bands).astype(np.float64) @ R.T + offset
+            return float(np.sqrt(np.mean((pred - lr_msi.reshape(pred.shape)) ** 2))), R, offset
+        R, offset, err = estimate_srf_nnls(problem.lr_hsi, lr_msi)
+        return err, R, offset
+
+    def gaussian(sigma):
+        return gaussian_psf(2 * math.ceil(3 * sigma) + 1, sigma)
+
+    if problem.psf is not None:
+        err, R, offset = fit(problem.psf)
+        best = (err, problem.psf, R, offset, None)
+    else:
+        grid = np.linspace(0.1, 1.2, n_sigmas) * s
+        fits = [fit(gaussian(sigma)) for sigma in grid]
+        i = int(np.argmin([f[0] for f in fits]))
+        # Refine between the best grid point's neighbours: a grid step (0.05·s) is coarse
+        # enough to bias the gains by a few per cent.
+        low, high = grid[max(i - 1, 0)], grid[min(i + 1, grid.size - 1)]
+        sigma = float(minimize_scalar(lambda v: fit(gaussian(v))[0], bounds=(low, high),
+                                      method="bounded", options={"xatol": 0.005 * s}).x)
+        err, R, offset = fit(gaussian(sigma))
+        best = (err, gaussian(sigma), R, offset, sigma)
+        if fits[i][0] < err:
+            best = (fits[i][0], gaussian(float(grid[i])), fits[i][1], fits[i][2], float(grid[i]))
+    _, psf, R, offset, sigma = best
+    if not np.any(R.sum(axis=1) > 0):
+        raise InputError("the estimated SRF is zero: the HR-MSI does not correlate with "
+                         "the LR-HSI")
+    srf, gain = split_gain(R)
+    return Degradation(psf, srf, gain, offset), sigma
 
 
 # --------------------------------------------------------------------------------------------
@@ -268,11 +295,14 @@ class CNMF(Method):
     200 inner and 1 outer iteration, inner tolerance 1e-8, outer tolerance 1e-2,
     δ = 2·sqrt(mean(Y_m)/0.7455)/b³.
 
-    Degradation. The known PSF and SRF are used when given. Otherwise (blind) the SRF is
-    estimated by NNLS regression of the degraded MSI on the LR-HSI (Yokoya et al. 2013, as in
-    the authors' code) and the PSF as the isotropic Gaussian whose width minimises that
-    regression's misfit (our addition; the paper assumes the spatial response known).
-    Both estimates are returned in :class:`Fused` (SRF rows normalised to sum 1).
+    Degradation. The known PSF, SRF and MSI gains/offsets are used when given. Otherwise
+    (blind) the SRF, with a gain and an offset per MSI band, is estimated by NNLS regression of
+    the degraded MSI on the LR-HSI with an offset column (Yokoya et al. 2013, as in the
+    authors' code) and the PSF as the isotropic Gaussian whose width minimises that
+    regression's misfit (our addition; the paper assumes the spatial response known). As for
+    every blind method, the MSI is then radiometrically corrected
+    (:func:`~hmifbench.methods._blind.known_or_estimated_degradation`) and the unit-sum SRF
+    used. All estimates are returned in :class:`Fused`.
     """
 
     name = "cnmf"
@@ -324,13 +354,17 @@ class CNMF(Method):
         h, w, B = problem.lr_hsi.shape
         H_, W_, b = problem.hr_msi.shape
 
-        if problem.known:
-            psf, R, sigma = problem.psf, problem.srf, None
-        else:
-            psf, R, sigma = estimate_psf_and_srf(problem)
-        if not np.any(R.sum(axis=1) > 0):
-            raise InputError("the estimated SRF is zero: the HR-MSI does not correlate with "
-                             "the LR-HSI")
+        widths = []
+
+        def estimator(pr):
+            degradation, sigma = estimate_psf_and_srf(pr)
+            widths.append(sigma)
+            return degradation
+
+        resolved = known_or_estimated_degradation(problem, self.name, estimator=estimator)
+        problem = resolved.problem
+        psf, R = problem.psf, problem.srf
+        sigma = widths[0] if widths else None
 
         yh = np.maximum(problem.lr_hsi.reshape(-1, B).T.astype(np.float64), 0.0)   # (B, n)
         ym = np.maximum(problem.hr_msi.reshape(-1, b).T.astype(np.float32), 0.0)   # (b, N)
@@ -384,13 +418,8 @@ class CNMF(Method):
             Wm, Hm, cost_h, cost_m = Wm2, Hm2, new_h, new_m
 
         x = (Wh[:B].astype(np.float32) @ Hm).T.reshape(H_, W_, B)
-        estimated = not problem.known
-        srf_out = None
-        if estimated and problem.srf is None:
-            sums = R.sum(axis=1, keepdims=True)
-            srf_out = R / np.where(sums > 0, sums, 1.0)
-        return Fused(x, psf=psf if estimated and problem.psf is None else None, srf=srf_out,
-                     iterations=total,
+        estimated = bool(resolved.estimated)
+        return Fused(x, **resolved.fused_fields(), iterations=total,
                      extras={"endmembers": int(M), "virtual_dimensionality": int(vd),
                              "sum_to_one": float(delta), "outer_iterations": outer,
                              "psf_sigma": sigma,

@@ -60,9 +60,10 @@ class FUSE(Method):
     padded LR samples sit one HR pixel off the mirrored MSI (see :func:`pad_pair`); that
     residual mismatch lies in the cropped margin.
 
-    Blind setting: a PSF or SRF not given is estimated by
+    Blind setting: a PSF or SRF not given is estimated, with the MSI's gains and offsets, by
     :func:`hmifbench.methods._blind.estimate_degradation` (HySure's quadratic estimator) and
-    returned in :class:`Fused`.
+    returned in :class:`Fused`; the MSI is radiometrically corrected before fusing
+    (:func:`~hmifbench.methods._blind.known_or_estimated_degradation`).
     """
 
     name = "fuse"
@@ -105,7 +106,9 @@ class FUSE(Method):
     def fuse(self, problem: FusionProblem, *, state=None, seed=0, device="auto", progress=None):
         self.check_problem(problem)
         prm = self.params
-        psf, srf, estimated = known_or_estimated_degradation(problem, self.name)
+        resolved = known_or_estimated_degradation(problem, self.name)
+        problem, estimated = resolved.problem, bool(resolved.estimated)
+        psf, srf = problem.psf, problem.srf
         s, off = problem.scale, problem.offset
         yh = problem.lr_hsi.astype(np.float64)
         ym = problem.hr_msi.astype(np.float64)
@@ -125,9 +128,7 @@ class FUSE(Method):
         Hp, Wp = ym_p.shape[:2]
         x = (E @ coef.reshape(p, -1)).T.reshape(Hp, Wp, B)
         x = crop_padding(x, s, pad)
-        return Fused(x.astype(np.float32),
-                     psf=psf if problem.psf is None else None,
-                     srf=srf if problem.srf is None else None,
+        return Fused(x.astype(np.float32), **resolved.fused_fields(),
                      iterations=None,
                      extras={"subspace_dim": int(p), "pad_lr": list(pad),
                              "hsi_noise_std": sd_h.tolist(), "msi_noise_std": sd_m.tolist(),

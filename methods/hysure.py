@@ -9,10 +9,9 @@ for the spectral response, the Appendix for the ADMM) and were not re-checked ag
 printed journal version.
 
 :func:`estimate_degradation` is public and reusable: any method that needs a known PSF/SRF can
-run in the blind setting with the estimates, e.g.::
-
-    psf, srf = estimate_degradation(problem.lr_hsi, problem.hr_msi, problem.scale)
-    known = dataclasses.replace(problem, psf=psf, srf=srf)
+run in the blind setting through
+:func:`hmifbench.methods._blind.known_or_estimated_degradation`, which also corrects the MSI
+for the estimated gains and offsets.
 """
 
 from __future__ import annotations
@@ -26,7 +25,8 @@ import numpy as np
 
 from hmifbench.errors import InputError
 from hmifbench.method import Fused, FusionProblem, Method, Resources, param
-from hmifbench.methods._blind import estimate_degradation, psf_design_matrix
+from hmifbench.methods._blind import (estimate_degradation, known_or_estimated_degradation,
+                                      psf_design_matrix)
 
 __all__ = ["HySure", "estimate_degradation", "hysure_fuse", "psf_design_matrix"]
 
@@ -263,8 +263,11 @@ class HySure(Method):
       VCA endmembers, not implemented).
     * Estimate (§III, Appendix): the minimiser of ½‖Yh − EXBM‖² + (λ_m/2)‖Ym − REX‖²
       + λ_φ·VTV(X), by ADMM/SALSA — see :func:`hysure_fuse`.
-    * Degradation: the problem's PSF and SRF when given (known setting); otherwise estimated by
-      :func:`estimate_degradation` (§IV) and returned in ``Fused.psf`` / ``Fused.srf``.
+    * Degradation: the problem's PSF, SRF and MSI gains/offsets when given (known setting);
+      otherwise estimated by :func:`estimate_degradation` (§IV, with a gain and an offset per
+      MSI band) and returned in ``Fused.psf`` / ``.srf`` / ``.msi_gain`` / ``.msi_offset``.
+      The MSI is radiometrically corrected before fusing
+      (:func:`~hmifbench.methods._blind.known_or_estimated_degradation`).
 
     Defaults follow the authors' experiments and published demo settings: subspace dimension
     10, λ_φ = 5·10⁻⁴, λ_m = 1, ADMM μ = 0.05, 200 iterations. The data are expected in
@@ -341,19 +344,14 @@ class HySure(Method):
 
     def fuse(self, problem: FusionProblem, *, state=None, seed=0, device="auto", progress=None):
         p = self.params
-        psf, srf = problem.psf, problem.srf
-        estimated = [n for n, v in (("psf", psf), ("srf", srf)) if v is None]
-        if estimated:
-            psf, srf = estimate_degradation(
-                problem.lr_hsi, problem.hr_msi, problem.scale, p.psf_size, offset=problem.offset,
-                border=problem.border, lambda_r=p.lambda_r, lambda_b=p.lambda_b, psf=psf, srf=srf,
-                alternations=p.estimator_alternations)
-        out, info = hysure_fuse(problem.lr_hsi, problem.hr_msi, psf, srf, problem.scale,
-                                problem.offset, subspace_dim=p.subspace_dim,
+        resolved = known_or_estimated_degradation(
+            problem, self.name, psf_size=p.psf_size, lambda_r=p.lambda_r, lambda_b=p.lambda_b,
+            alternations=p.estimator_alternations)
+        fixed = resolved.problem
+        out, info = hysure_fuse(fixed.lr_hsi, fixed.hr_msi, fixed.psf, fixed.srf, fixed.scale,
+                                fixed.offset, subspace_dim=p.subspace_dim,
                                 lambda_phi=p.lambda_phi, lambda_m=p.lambda_m, mu=p.mu,
                                 iterations=p.iterations, boundary=p.boundary, init=p.init,
                                 progress=progress)
-        info["estimated"] = estimated
-        return Fused(out, psf=psf if "psf" in estimated else None,
-                     srf=srf if "srf" in estimated else None,
-                     iterations=p.iterations, extras=info)
+        info["estimated"] = [n for n in resolved.estimated if n in ("psf", "srf")]
+        return Fused(out, iterations=p.iterations, extras=info, **resolved.fused_fields())

@@ -205,9 +205,10 @@ class LTMR(Method):
     inputs are symmetrically padded against the periodic-blur assumption of the FFT
     solver (``pad``) and the result cropped.
 
-    Blind setting: a PSF or SRF not given is estimated by
+    Blind setting: a PSF or SRF not given is estimated, with the MSI's gains and offsets, by
     :func:`hmifbench.methods._blind.estimate_degradation` (HySure's quadratic estimator) and
-    returned in :class:`Fused`.
+    returned in :class:`Fused`; the MSI is radiometrically corrected before fusing
+    (:func:`~hmifbench.methods._blind.known_or_estimated_degradation`).
     """
 
     name = "ltmr"
@@ -272,7 +273,9 @@ class LTMR(Method):
         self.check_problem(problem)
         prm = self.params
         rng = np.random.default_rng(seed)
-        psf, srf, estimated = known_or_estimated_degradation(problem, self.name)
+        resolved = known_or_estimated_degradation(problem, self.name)
+        problem, estimated = resolved.problem, bool(resolved.estimated)
+        psf, srf = problem.psf, problem.srf
         s, off = problem.scale, problem.offset
         yh0 = problem.lr_hsi.astype(np.float64)
         ym0 = problem.hr_msi.astype(np.float64)
@@ -320,8 +323,7 @@ class LTMR(Method):
 
         x = (D @ A.reshape(p, -1)).T.reshape(H, W, B)
         x = crop_padding(x, s, pad)
-        return Fused(x.astype(np.float32), psf=psf if problem.psf is None else None,
-                     srf=srf if problem.srf is None else None, iterations=prm.iterations,
+        return Fused(x.astype(np.float32), **resolved.fused_fields(), iterations=prm.iterations,
                      extras={"subspace_dim": int(p), "groups": len(bounds) - 1,
                              "patches": int(n_patches), "pad_lr": list(pad),
                              "degradation": "estimated" if estimated else "given"})

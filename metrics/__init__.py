@@ -5,13 +5,14 @@
   hypercomplex block index); the whole set under a named profile
   (:data:`PROFILES`) with :func:`evaluate` / :func:`evaluate_record`.
 * No reference (real pairs): :func:`d_lambda`, :func:`d_s`, :func:`qnr`.
-* Degradation estimates of blind methods: :func:`psf_error`, :func:`srf_error`.
+* Degradation estimates of blind methods: :func:`psf_error`, :func:`srf_error`,
+  :func:`radiometry_error`.
 * Cost: :mod:`hmifbench.metrics.cost` (parameters, FLOPs, timing, memory; imports torch lazily).
 
 Formulas and conventions: docs/metrics.md.
 """
 
-from hmifbench.metrics.degradation import psf_error, srf_error
+from hmifbench.metrics.degradation import psf_error, radiometry_error, srf_error
 from hmifbench.metrics.full_reference import cc, ergas, psnr, rmse, sam, ssim, uiqi
 from hmifbench.metrics.no_reference import d_lambda, d_s, qnr
 from hmifbench.metrics.profiles import (
@@ -41,6 +42,7 @@ __all__ = [
     "psnr",
     "q2n",
     "qnr",
+    "radiometry_error",
     "rmse",
     "sam",
     "srf_error",

@@ -1,4 +1,5 @@
-"""How well a blind method estimated the degradation: PSF and SRF errors against the truth."""
+"""How well a blind method estimated the degradation: PSF, SRF and MSI gain/offset errors
+against the truth."""
 
 from __future__ import annotations
 
@@ -129,4 +130,40 @@ def srf_error(estimated, true, normalise: bool = True) -> dict:
         "rmse_mean": float(np.mean(rmse_b)),
         "sam_mean_deg": float(np.mean(angle)),
         "rmse": float(np.sqrt(np.mean((e - t) ** 2))),
+    }
+
+
+def radiometry_error(gain, offset, true_gain=None, true_offset=None) -> dict:
+    """Compare estimated per-band MSI gains and offsets with the true ones.
+
+    The radiometric model is ``Ym_j = g_j · (X · Rᵀ)_j + o_j`` (see
+    :mod:`hmifbench.observation`); a true gain of None means 1 and a true offset of None 0
+    (the plain model).
+
+    Returns
+    -------
+    dict
+        ``gain_rel_error_per_band`` (list: (ĝ_j − g_j) / g_j), ``gain_max_rel_error``
+        (max_j |ĝ_j − g_j| / g_j), ``offset_error_per_band`` (list: ô_j − o_j, in the MSI's
+        units), ``offset_max_abs_error`` (max_j |ô_j − o_j|).
+    """
+    g = np.asarray(gain, dtype=np.float64).reshape(-1)
+    o = np.asarray(offset, dtype=np.float64).reshape(-1)
+    tg = np.ones_like(g) if true_gain is None else np.asarray(true_gain, dtype=np.float64).reshape(-1)
+    to = np.zeros_like(o) if true_offset is None else np.asarray(true_offset, dtype=np.float64).reshape(-1)
+    if not g.size == o.size == tg.size == to.size:
+        raise InputError(f"radiometry shapes differ: {g.size} gains, {o.size} offsets, "
+                         f"{tg.size} true gains, {to.size} true offsets")
+    for a, name in ((g, "estimated gain"), (o, "estimated offset"), (tg, "true gain"), (to, "true offset")):
+        if not np.isfinite(a).all():
+            raise InputError(f"{name} contains NaN or infinite values")
+    if (tg <= 0).any():
+        raise InputError(f"true gains must be > 0, got {tg.tolist()}")
+    rel = (g - tg) / tg
+    diff = o - to
+    return {
+        "gain_rel_error_per_band": rel.tolist(),
+        "gain_max_rel_error": float(np.abs(rel).max()),
+        "offset_error_per_band": diff.tolist(),
+        "offset_max_abs_error": float(np.abs(diff).max()),
     }

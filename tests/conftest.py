@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED_REAL = REPO.parent / "shared" / "data" / "real"
+# HMIFBENCH_REAL_DATA points elsewhere (e.g. from a git worktree, whose parent has no shared/).
+SHARED_REAL = Path(os.environ.get("HMIFBENCH_REAL_DATA") or REPO.parent / "shared" / "data" / "real")
 
 
 @pytest.fixture(scope="session")
@@ -19,7 +21,8 @@ def scene64():
 
 @pytest.fixture(scope="session")
 def real_data_dir():
-    """../shared/data/real, or a skip when this checkout has none (CI without shared/)."""
+    """../shared/data/real (or $HMIFBENCH_REAL_DATA), or a skip when this checkout has none
+    (CI without shared/)."""
     if not SHARED_REAL.is_dir():
         pytest.skip("../shared/data/real is not available")
     return SHARED_REAL

@@ -42,11 +42,11 @@ def test_virtual_dimensionality_counts_the_endmembers_of_a_noisy_mixture():
 @pytest.mark.parametrize("scale", [4, 8])
 def test_blind_degradation_estimate(scale):
     _, problem = simulate(64, scale)
-    psf, srf, sigma = estimate_psf_and_srf(problem.blind())
+    (psf, srf, gain, offset), sigma = estimate_psf_and_srf(problem.blind())
     assert sigma == pytest.approx(scale / 2, rel=0.06)   # the truth is σ = s/2
     # The (non-unique) NNLS SRF reproduces the degraded MSI from the LR-HSI.
     lr_msi = spatial_degrade(problem.hr_msi, psf, scale, problem.offset)
-    pred = problem.lr_hsi.reshape(-1, 31) @ srf.T
+    pred = problem.lr_hsi.reshape(-1, 31) @ (srf * gain[:, None]).T + offset
     assert np.sqrt(np.mean((pred - lr_msi.reshape(-1, 3)) ** 2)) < 1e-3
     assert (srf >= 0).all()
 
@@ -55,8 +55,9 @@ def test_nnls_srf_recovers_a_well_posed_response():
     rng = np.random.default_rng(0)
     lr = rng.random((20, 20, 8))
     truth = normalise_srf(rng.random((3, 8)))
-    srf, residual = estimate_srf_nnls(lr, spectral_degrade(lr, truth))
+    srf, offset, residual = estimate_srf_nnls(lr, spectral_degrade(lr, truth))
     np.testing.assert_allclose(srf, truth, atol=1e-5)
+    np.testing.assert_allclose(offset, 0.0, atol=1e-5)
     assert residual < 1e-6
 
 

@@ -114,7 +114,7 @@ def test_metadata_has_one_source_the_registry():
 
 def test_builtins_are_registered_from_the_explicit_list():
     assert [cls.name for cls in BUILTIN_DATASETS] == list(DATASETS)[:len(BUILTIN_DATASETS)]
-    assert {"synthetic", "cave", "harvard", "ntire2018", "ncalm", "wv2"} == {c.name for c in BUILTIN_DATASETS}
+    assert {"synthetic", "cave", "harvard", "ntire2018", "ncalm", "wv2", "files"} == {c.name for c in BUILTIN_DATASETS}
 
 
 def test_readers_module_still_exports_its_public_names():

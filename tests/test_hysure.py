@@ -61,27 +61,33 @@ def test_estimator_recovers_a_gaussian_psf_and_the_srf(scale, size, sigma, snr_d
         rng = np.random.default_rng(0)
         yh, ym = add_noise(yh, snr_db, rng), add_noise(ym, snr_db + 5, rng)
     psf_size = truth.shape[0] + 2
-    psf, srf_est = estimate_degradation(yh, ym, scale, psf_size)
-    check_psf(psf)
-    check_srf(srf_est, x.shape[2])
-    est_sigma, (mr, mc) = second_moment_sigma(psf)
-    assert est_sigma == pytest.approx(sigma, rel=0.10)
-    centre = (psf_size - 1) // 2
-    assert abs(mr - centre) < 0.25 and abs(mc - centre) < 0.25
-    # SRF: within 15 % (Frobenius, relative); each band's centroid within half an HSI band.
-    assert np.linalg.norm(srf_est - srf) / np.linalg.norm(srf) < 0.15
-    bands = np.arange(x.shape[2])
-    np.testing.assert_allclose(srf_est @ bands, srf @ bands, atol=0.5)
+    # The plain model (unit gain, no offset), then the radiometric one, which has 2·b more
+    # unknowns: its SRF is less precise on this noisy pair (measured 0.10 → 0.15).
+    for fit_offset, srf_tolerance in ((False, 0.15), (True, 0.2)):
+        psf, srf_est, gain, offset = estimate_degradation(yh, ym, scale, psf_size,
+                                                          fit_offset=fit_offset)
+        check_psf(psf)
+        check_srf(srf_est, x.shape[2])
+        est_sigma, (mr, mc) = second_moment_sigma(psf)
+        assert est_sigma == pytest.approx(sigma, rel=0.10)
+        centre = (psf_size - 1) // 2
+        assert abs(mr - centre) < 0.25 and abs(mc - centre) < 0.25
+        # SRF: within tolerance (Frobenius, relative); each band's centroid within half a band.
+        assert np.linalg.norm(srf_est - srf) / np.linalg.norm(srf) < srf_tolerance
+        bands = np.arange(x.shape[2])
+        np.testing.assert_allclose(srf_est @ bands, srf @ bands, atol=0.5)
+        np.testing.assert_allclose(gain, 1.0, atol=0.03)
+        np.testing.assert_allclose(offset, 0.0, atol=0.01 if fit_offset else 0.0)
 
 
 def test_estimator_keeps_what_is_known():
     x = scene(64, seed=5)
     truth = gaussian(4)
     yh, ym, srf = simulate(x, 4, truth)
-    psf, srf_est = estimate_degradation(yh, ym, 4, psf=truth)
+    psf, srf_est, *_ = estimate_degradation(yh, ym, 4, psf=truth)
     np.testing.assert_array_equal(psf, truth)
     assert np.linalg.norm(srf_est - srf) / np.linalg.norm(srf) < 0.1
-    psf_est, srf_same = estimate_degradation(yh, ym, 4, truth.shape[0], srf=srf)
+    psf_est, srf_same, *_ = estimate_degradation(yh, ym, 4, truth.shape[0], srf=srf)
     np.testing.assert_array_equal(srf_same, srf)
     assert second_moment_sigma(psf_est)[0] == pytest.approx(1.25 * 4 / 2.3548, rel=0.05)
 
