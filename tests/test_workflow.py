@@ -57,7 +57,7 @@ def finished_run(tmp_path_factory):
     (work / "plugins").mkdir()
     (work / "plugins" / "always_fails.py").write_text(FAILING_PLUGIN)
     (work / "config.yaml").write_text(CONFIG)
-    result = snakemake(work, "--cores", "2")
+    result = snakemake(work, "--cores", "2", timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     return work
 
@@ -100,3 +100,68 @@ def test_lint_is_clean(tmp_path):
     shutil.copy(REPO / "config" / "config.yaml", tmp_path / "config.yaml")
     result = snakemake(tmp_path, "--lint")
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_report_tables_and_figures_written(finished_run):
+    tables = finished_run / "results" / "tables"
+    for name in ("summary.csv", "summary.md", "summary.tex", "summary.html", "per_scene.csv",
+                 "statistics.csv", "friedman.csv", "statistics.md", "cost.csv", "cost.md",
+                 "cost.tex", "published.csv", "published.md", "published.tex"):
+        assert (tables / name).stat().st_size > 0, name
+    figures = finished_run / "results" / "figures"
+    for kind in ("fig1_maps", "fig2_spectra", "fig3_distributions", "fig4_cost", "fig7_cd"):
+        assert list(figures.glob(f"{kind}_*.png")) and list(figures.glob(f"{kind}_*.pdf")), kind
+
+
+def _chromium():
+    return next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome")
+                 if shutil.which(n)), None)
+
+
+def _headless(browser, *args, timeout=120):
+    cmd = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+           "--virtual-time-budget=10000", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+
+
+# Loads every figure embedded in the report as an image and writes its decoded size into the
+# page, so that the browser itself says whether each figure loads.
+IMAGE_PROBE = """<!DOCTYPE html><html><body><pre id="out">pending</pre><script>
+const uris = %s; const res = []; let done = 0;
+uris.forEach((u, i) => { const im = new Image();
+  im.onload = () => { res[i] = im.naturalWidth + "x" + im.naturalHeight; finish(); };
+  im.onerror = () => { res[i] = "error"; finish(); }; im.src = u; });
+function finish() { if (++done === uris.length) document.getElementById("out").textContent = res.join(" "); }
+</script></body></html>"""
+
+
+def test_html_report_renders_in_a_browser(finished_run):
+    """`snakemake --report report.html`, opened in headless Chromium as a person would."""
+    import json
+    import re
+
+    browser = _chromium()
+    if browser is None:
+        pytest.skip("no Chromium (apt-get install -y chromium)")
+    result = snakemake(finished_run, "--report", "report.html")
+    assert result.returncode == 0, result.stderr[-3000:]
+    page = finished_run / "report.html"
+    shot = finished_run / "report.png"
+    _headless(browser, "--window-size=1400,1000", f"--screenshot={shot}", page.as_uri())
+    from matplotlib.image import imread
+
+    pixels = imread(shot)[..., :3]
+    assert pixels.std() > 0.05, "the report renders blank"
+    dom = _headless(browser, "--dump-dom", page.as_uri()).stdout
+    for category in ("Tables", "Figures", "Cost", "Runs"):   # menu entries the app rendered
+        assert re.search(rf">\s*{category}\s*<", dom), category
+    html = page.read_text()
+    uris = re.findall(r'"data_uri": "(data:image/png;[^"]+)"', html)
+    pngs = sorted((finished_run / "results" / "figures").glob("*.png"))
+    assert len(uris) == len(pngs) > 0
+    probe = finished_run / "probe.html"
+    probe.write_text(IMAGE_PROBE % json.dumps(uris))
+    out = re.search(r'<pre id="out">([^<]*)</pre>', _headless(browser, "--dump-dom", probe.as_uri()).stdout)
+    sizes = out.group(1).split()
+    assert len(sizes) == len(pngs) and "error" not in sizes, sizes
+    assert all(int(s.split("x")[0]) > 300 for s in sizes)

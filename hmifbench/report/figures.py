@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import warnings
 from pathlib import Path
 
 import matplotlib
@@ -254,9 +255,11 @@ def figure_distributions(results: Results, part: pd.DataFrame, title: str):
     palette = {e: results.colours[e] for e in entries}
     for ax, m in zip(axes[0], metrics):
         data = ok[["entry", m]].dropna()
-        sns.boxplot(data=data, x=m, y="entry", hue="entry", order=entries, hue_order=entries,
-                    palette=palette, legend=False, ax=ax, width=0.6, linewidth=0.6, fliersize=0,
-                    boxprops={"alpha": 0.75})
+        with warnings.catch_warnings():  # seaborn 0.13 passes matplotlib 3.11's deprecated 'vert'
+            warnings.simplefilter("ignore", matplotlib.MatplotlibDeprecationWarning)
+            sns.boxplot(data=data, x=m, y="entry", hue="entry", order=entries, hue_order=entries,
+                        palette=palette, legend=False, ax=ax, width=0.6, linewidth=0.6, fliersize=0,
+                        boxprops={"alpha": 0.75})
         sns.stripplot(data=data, x=m, y="entry", order=entries, color="black", size=2.2, ax=ax,
                       jitter=0.15)
         for i, e in enumerate(entries):
@@ -287,7 +290,7 @@ def figure_cost(results: Results, part: pd.DataFrame, title: str):
             ax.errorbar(x, s["q"], yerr=s["q_std"], fmt="o", ms=4, color=results.colours[e],
                         elinewidth=0.7, capsize=1.5, label=e)
     axes[0].set_xscale("log")
-    axes[0].set_xlabel("fuse time per scene (s, log)")
+    axes[0].set_xlabel("fuse time (s per scene)")
     # symlog so that 0 (model-based methods learn nothing) sits on the same axis as 10^k
     top = max(1, int(math.ceil(math.log10(max(10.0, np.nanmax(stats["p"].fillna(0)) * 2)))))
     axes[1].set_xscale("symlog", linthresh=1.0)
@@ -296,7 +299,7 @@ def figure_cost(results: Results, part: pd.DataFrame, title: str):
     ticks = [0.0] + [10.0 ** k for k in range(step, top + 1, step)]
     axes[1].set_xticks(ticks, ["0"] + [f"$10^{{{k}}}$" for k in range(step, top + 1, step)])
     axes[1].xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
-    axes[1].set_xlabel("learned parameters (log; 0 = none)")
+    axes[1].set_xlabel("learned parameters")
     axes[0].set_ylabel(info(primary).title())
     for ax in axes:
         ax.grid(alpha=0.3, lw=0.4)
@@ -399,49 +402,47 @@ def figure_degradation(results: Results, part: pd.DataFrame, title: str):
     w = _wavelengths(Path(pair)) if pair else None
     psfs = [(row["entry"], np.asarray(run["psf"])) for row, run in blind if run.get("psf") is not None]
     srfs = [(row["entry"], np.asarray(run["srf"])) for row, run in blind if run.get("srf") is not None]
-    n_top = (1 if true_psf is not None else 0) + len(psfs) + (1 if psfs else 0)
-    ncols = max(n_top, len(srfs), 1)
-    nrows = (1 if psfs else 0) + (1 if srfs else 0)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(PAGE_IN, 1.55 * nrows + 0.25), squeeze=False)
-    for ax in axes.ravel():
-        ax.set_visible(False)
-    row_i = 0
-    if psfs:
-        kernels = _common_size(([("truth", true_psf)] if true_psf is not None else []) + psfs)
+    kernels = _common_size(([("truth", true_psf)] if true_psf is not None else []) + psfs) if psfs else []
+    # Panels in reading order, four to a row: PSF images, their central rows, SRF curves.
+    n_panels = len(kernels) + (1 if kernels else 0) + len(srfs)
+    ncols = min(4, n_panels)
+    nrows = math.ceil(n_panels / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(min(PAGE_IN, 1.8 * ncols), 1.65 * nrows + 0.25),
+                             squeeze=False)
+    slots = iter(axes.ravel())
+    if kernels:
         vmax = max(k.max() for _, k in kernels)
-        for j, (name, k) in enumerate(kernels):
-            ax = axes[row_i, j]
-            ax.set_visible(True)
+        for name, k in kernels:
+            ax = next(slots)
             im = ax.imshow(k, cmap="magma", vmin=0, vmax=vmax, interpolation="nearest")
             ax.set_title(f"PSF {name}", pad=2)
             ax.set_xticks([])
             ax.set_yticks([])
-        fig.colorbar(im, ax=axes[row_i, len(kernels) - 1], fraction=0.046, pad=0.03)
-        ax = axes[row_i, len(kernels)]
-        ax.set_visible(True)
+        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03)
+        ax = next(slots)
         for name, k in kernels:
             centre = (k.shape[0] - 1) // 2
             x = np.arange(k.shape[1]) - (k.shape[1] - 1) // 2
             ax.plot(x, k[centre], color="black" if name == "truth" else results.colours[name],
                     ls="--" if name == "truth" else "-", label=name)
-        ax.set_xlabel("offset from centre (HR pixels)")
+        ax.set_xlabel("offset (HR pixels)")
         ax.set_ylabel("PSF weight")
-        ax.set_title("central row", pad=2)
-        ax.legend(frameon=False)
-        row_i += 1
-    for j, (name, srf) in enumerate(srfs):
-        ax = axes[row_i, j]
-        ax.set_visible(True)
+        ax.set_title("PSF central row", pad=2)
+        ax.legend(frameon=False, fontsize=6)
+    for name, srf in srfs:
+        ax = next(slots)
         x = w if w is not None and len(w) == srf.shape[1] else np.arange(srf.shape[1])
         for b in range(srf.shape[0]):
             if true_srf is not None and true_srf.shape == srf.shape:
                 ax.plot(x, true_srf[b], color="black", ls="--", lw=0.8,
                         label="truth" if b == 0 else None)
             ax.plot(x, srf[b], color=results.colours[name], lw=1.0, label=name if b == 0 else None)
-        ax.set_title(f"SRF {name}", pad=2)
+        ax.set_title(f"SRF {name} (one curve per MSI band)", pad=2)
         ax.set_xlabel("wavelength (nm)" if w is not None else "HSI band")
-        ax.set_ylabel("response (rows sum to 1)")
-        ax.legend(frameon=False)
+        ax.set_ylabel("response")
+        ax.legend(frameon=False, fontsize=6)
+    for ax in slots:
+        ax.set_visible(False)
     fig.suptitle(title, y=1.0)
     fig.tight_layout(pad=0.3)
     return fig

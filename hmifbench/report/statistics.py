@@ -118,49 +118,55 @@ def section_statistics(values: pd.DataFrame, metric: str, seed: int = 0,
                        n_resamples: int = 2000) -> tuple[list[dict], dict]:
     """Statistics of one metric in one section.
 
-    ``values``: a (scene × entry) table of the metric over the scenes each entry succeeded on.
-    Returns one row per entry and the section's Friedman row.
+    ``values``: a (scene × entry) table of the metric, NaN where an entry has no value (its
+    run failed). Returns one row per entry and the section's Friedman row.
     """
     higher = info(metric).higher_better
-    means = values.mean(axis=0)
-    present = means.dropna()
-    best = (present.idxmax() if higher else present.idxmin()) if len(present) else None
+    entries = list(values.columns)
+    x = values.to_numpy(dtype=float)                      # (scenes, entries)
+    has = np.isfinite(x)
+    counts = has.sum(axis=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)   # all-NaN columns: failed entries
+        means = np.nanmean(x, axis=0)
+    present = np.flatnonzero(counts > 0)
+    best = None
+    if present.size:
+        best = int(present[np.argmax(means[present]) if higher else np.argmin(means[present])])
     rows = []
-    for i, entry in enumerate(values.columns):
-        col = values[entry].dropna()
-        low, high = bootstrap_ci(col.to_numpy(), n_resamples, seed=seed + i)
-        rows.append({"entry": entry, "n": len(col), "mean": means[entry], "ci_low": low,
-                     "ci_high": high, "best": entry == best})
+    for i, entry in enumerate(entries):
+        low, high = bootstrap_ci(x[has[:, i], i], n_resamples, seed=seed + i)
+        rows.append({"entry": entry, "n": int(counts[i]), "mean": float(means[i]), "ci_low": low,
+                     "ci_high": high, "best": i == best})
     # Wilcoxon against the best, over the scenes both succeeded on; Holm over the comparisons.
     p, pairs = [], []
-    for r in rows:
-        if best is None or r["entry"] == best:
-            p.append(math.nan)
-            pairs.append(0)
-            continue
-        both = values[[best, r["entry"]]].dropna()
-        pairs.append(len(both))
-        p.append(wilcoxon_p(both[r["entry"]], both[best]) if len(both) else math.nan)
+    for i in range(len(entries)):
+        both = has[:, i] & has[:, best] if best is not None else np.zeros(len(x), bool)
+        pairs.append(int(both.sum()) if i != best else 0)
+        p.append(wilcoxon_p(x[both, i], x[both, best]) if i != best and both.any() else math.nan)
     adjusted = holm(p)
     m = int(np.isfinite(p).sum())
-    for r, pv, adj, n_pairs in zip(rows, p, adjusted, pairs):
-        r["n_pairs"], r["p_wilcoxon"], r["p_holm"] = n_pairs, pv, adj
-        r["significant"] = bool(np.isfinite(adj) and adj < ALPHA)
-        floor = min(1.0, m * min_wilcoxon_p(n_pairs)) if n_pairs else math.nan
+    for i, r in enumerate(rows):
+        r["n_pairs"], r["p_wilcoxon"], r["p_holm"] = pairs[i], p[i], adjusted[i]
+        r["significant"] = bool(np.isfinite(adjusted[i]) and adjusted[i] < ALPHA)
+        floor = min(1.0, m * min_wilcoxon_p(pairs[i])) if pairs[i] else math.nan
         r["min_p_holm"] = floor
         r["note"] = ""
-        if r["entry"] != best and n_pairs and floor >= ALPHA:
-            r["note"] = (f"too few scenes: with {n_pairs} paired scenes and {m} comparison(s) "
+        if i != best and pairs[i] and floor >= ALPHA:
+            r["note"] = (f"too few scenes: with {pairs[i]} paired scenes and {m} comparison(s) "
                          f"the smallest Holm-adjusted p-value is {floor:.3g} ≥ {ALPHA}")
     # Friedman and mean ranks over the entries with a value on every scene (a method that
     # failed on a scene is left out rather than the scene: the blocks must be complete).
-    complete = values.dropna(axis=0, how="all").dropna(axis=1, how="any")
-    k, n = complete.shape[1], complete.shape[0]
-    ranks = mean_ranks(complete.to_numpy(), higher) if k and n else np.array([])
-    rank_of = dict(zip(complete.columns, ranks))
+    scenes = has.any(axis=1)
+    keep = np.flatnonzero(has[scenes].all(axis=0) & (counts > 0))
+    complete = x[scenes][:, keep]
+    n, k = complete.shape
+    ranks = mean_ranks(complete, higher) if k and n else np.array([])
     for r in rows:
-        r["mean_rank"] = rank_of.get(r["entry"], math.nan)
-    chi2, p_f = friedman(complete.to_numpy()) if k and n else (math.nan, math.nan)
+        r["mean_rank"] = math.nan
+    for j, i in enumerate(keep):
+        rows[i]["mean_rank"] = float(ranks[j])
+    chi2, p_f = friedman(complete) if k and n else (math.nan, math.nan)
     note = ""
     if k < 3:
         note = f"Friedman test needs at least 3 methods, got {k}"
@@ -171,23 +177,24 @@ def section_statistics(values: pd.DataFrame, metric: str, seed: int = 0,
                 "rough below about 10 scenes and 5 methods (Demšar 2006)")
     section = {"metric": metric, "k": k, "n_scenes": n, "chi2": chi2, "p_friedman": p_f,
                "cd": critical_difference(k, n), "q_alpha": nemenyi_q(k) if k >= 2 else math.nan,
-               "best": best, "note": note}
+               "best": entries[best] if best is not None else None, "note": note}
     return rows, section
 
 
 def compute(df: pd.DataFrame, seed: int = 0, n_resamples: int = 2000):
     """(per-entry table, per-section table) for every dataset × degradation × metric."""
     order = method_order(df)
-    ok = df[df["status"] == "ok"]
+    metrics_all = metric_columns(df)
     per_entry, per_section = [], []
     for (dataset, degradation), part in df.groupby(["dataset", "degradation"], sort=True):
         entries = [e for e in order if e in set(part["entry"])]
-        ok_part = ok[(ok["dataset"] == dataset) & (ok["degradation"] == degradation)]
-        metrics = order_metrics(m for m in metric_columns(df) if ok_part[m].notna().any())
+        ok = part[part["status"] == "ok"]
+        metrics = order_metrics(m for m in metrics_all if ok[m].notna().any())
+        # (scene × entry) per metric, one reshape for the section
+        wide = ok.drop_duplicates(["scene", "entry"]).set_index(["scene", "entry"])[metrics].unstack("entry")
+        scenes = sorted(set(part["scene"]))
         for metric in metrics:
-            values = (ok_part.pivot_table(index="scene", columns="entry", values=metric,
-                                          aggfunc="first").reindex(columns=entries))
-            values = values.reindex(sorted(set(part["scene"])))
+            values = wide[metric].reindex(index=scenes, columns=entries)
             rows, section = section_statistics(values, metric, seed, n_resamples)
             labels = {"dataset": dataset, "degradation": degradation, "metric": metric}
             per_entry += [{**labels, **r} for r in rows]

@@ -83,8 +83,9 @@ def _cell_text(metric, mean, std) -> str:
 def section_cells(part: pd.DataFrame, metrics) -> dict[tuple[str, str], Cell]:
     """The cells of one (dataset, degradation) section of a :func:`summarise` table."""
     cells = {}
+    by_metric = dict(tuple(part.groupby("metric", sort=False)))
     for metric in metrics:
-        rows = part[part["metric"] == metric]
+        rows = by_metric.get(metric, part.iloc[:0])
         fmt = info(metric)
         printed = {}
         for r in rows.itertuples():
@@ -106,14 +107,21 @@ def section_cells(part: pd.DataFrame, metrics) -> dict[tuple[str, str], Cell]:
     return cells
 
 
-def _sections(summary: pd.DataFrame, order):
-    """(dataset, degradation, part, metrics, entries) for each section, in table order."""
+def _sections(summary: pd.DataFrame, order, sections=None):
+    """(dataset, degradation, part, metrics, entries, cells) for each section, in table order
+    (``sections`` when given: :func:`write_tables` computes them once for every format)."""
+    if sections is not None:
+        return sections
     rank = {e: i for i, e in enumerate(order or method_order_from_summary(summary))}
+    out = []
     for (dataset, degradation), part in summary.groupby(["dataset", "degradation"], sort=True):
+        has = part.groupby("metric")["mean"].apply(lambda v: v.notna().any())
         metrics = [m for m in order_metrics(part["metric"].unique())
-                   if m not in COST_COLUMNS and part.loc[part["metric"] == m, "mean"].notna().any()]
+                   if m not in COST_COLUMNS and has.get(m, False)]
         entries = sorted(part["entry"].unique(), key=lambda e: rank.get(e, len(rank)))
-        yield dataset, degradation, part, metrics, entries
+        cells = section_cells(part, metrics + (["fuse_s"] if has.get("fuse_s", False) else []))
+        out.append((dataset, degradation, part, metrics, entries, cells))
+    return out
 
 
 def method_order_from_summary(summary: pd.DataFrame) -> list[str]:
@@ -139,11 +147,10 @@ def _family_of(part):
     return part.groupby("entry")["family"].first().to_dict()
 
 
-def markdown(summary: pd.DataFrame, order=None) -> str:
+def markdown(summary: pd.DataFrame, order=None, sections=None) -> str:
     """GitHub Markdown: one table per (dataset, degradation); second best is ``<ins>``."""
     lines = ["# hmifbench results", ""]
-    for dataset, degradation, part, metrics, entries in _sections(summary, order):
-        cells = section_cells(part, metrics)
+    for dataset, degradation, part, metrics, entries, cells in _sections(summary, order, sections):
         family = _family_of(part)
         lines += [f"## {dataset} — {degradation}", "", _caption(dataset, degradation, part), "",
                   "| Family | Method | " + " | ".join(info(m).title() for m in metrics) + " |",
@@ -180,12 +187,11 @@ def _latex_label(*parts) -> str:
     return "tab:" + "-".join("".join(ch if ch.isalnum() else "-" for ch in str(p)) for p in parts)
 
 
-def latex(summary: pd.DataFrame, order=None) -> str:
+def latex(summary: pd.DataFrame, order=None, sections=None) -> str:
     """LaTeX (booktabs): one ``table`` per section, ready for ``\\input``; needs
     ``\\usepackage{booktabs}`` (and ``textcomp`` for ° on old TeX installations)."""
     out = ["% Written by `hmifbench report`; needs \\usepackage{booktabs}.", ""]
-    for dataset, degradation, part, metrics, entries in _sections(summary, order):
-        cells = section_cells(part, metrics)
+    for dataset, degradation, part, metrics, entries, cells in _sections(summary, order, sections):
         family = _family_of(part)
         out += [r"\begin{table}[t]", r"\centering", r"\small",
                 rf"\caption{{{latex_escape(_caption(dataset, degradation, part))}}}",
@@ -234,11 +240,10 @@ def html_page(title: str, body: list[str]) -> str:
             f"<h1>{html.escape(title)}</h1>\n" + "\n".join(body) + "\n</body></html>\n")
 
 
-def html_table(summary: pd.DataFrame, order=None) -> str:
+def html_table(summary: pd.DataFrame, order=None, sections=None) -> str:
     """The same tables as a standalone HTML page (bold best, underlined second)."""
     body = []
-    for dataset, degradation, part, metrics, entries in _sections(summary, order):
-        cells = section_cells(part, metrics)
+    for dataset, degradation, part, metrics, entries, cells in _sections(summary, order, sections):
         family = _family_of(part)
         body.append(f"<h2>{html.escape(f'{dataset} — {degradation}')}</h2><table>"
                     f"<caption>{html.escape(_caption(dataset, degradation, part))}</caption><thead><tr>"
@@ -259,14 +264,14 @@ def html_table(summary: pd.DataFrame, order=None) -> str:
     return html_page("hmifbench results", body)
 
 
-def machine_table(summary: pd.DataFrame) -> pd.DataFrame:
+def machine_table(summary: pd.DataFrame, order=None, sections=None) -> pd.DataFrame:
     """``summary`` with the direction, printed cell, mark and rank of each row."""
     out = summary.copy()
     out["direction"] = [info(m).arrow for m in out["metric"]]
     text, mark = [], []
     cells = {}
-    for dataset, degradation, part, metrics, _ in _sections(summary, None):
-        for (entry, metric), cell in section_cells(part, metrics + ["fuse_s"]).items():
+    for dataset, degradation, _, _, _, section in _sections(summary, order, sections):
+        for (entry, metric), cell in section.items():
             cells[entry, dataset, degradation, metric] = cell
     for r in out.itertuples():
         c = cells.get((r.entry, r.dataset, r.degradation, r.metric))
@@ -300,10 +305,11 @@ def write_tables(score_paths, out_dir, df: pd.DataFrame | None = None) -> dict[s
     df = df.assign(_order=df["entry"].map(rank)).sort_values(
         ["dataset", "degradation", "_order", "scene"], kind="stable").drop(columns="_order")
     summary = summarise(df)
+    sections = _sections(summary, order)
     return {
         "per_scene": write_csv(out / "per_scene.csv", df),
-        "summary": write_csv(out / "summary.csv", machine_table(summary)),
-        "markdown": write_text(out / "summary.md", markdown(summary, order)),
-        "latex": write_text(out / "summary.tex", latex(summary, order)),
-        "html": write_text(out / "summary.html", html_table(summary, order)),
+        "summary": write_csv(out / "summary.csv", machine_table(summary, order, sections)),
+        "markdown": write_text(out / "summary.md", markdown(summary, order, sections)),
+        "latex": write_text(out / "summary.tex", latex(summary, order, sections)),
+        "html": write_text(out / "summary.html", html_table(summary, order, sections)),
     }

@@ -22,16 +22,6 @@ rule list_scores:
             listing.writelines(f"{path}\n" for path in input.scores)
 
 
-def report_scene_args(wildcards):
-    scenes = config.get("report", {}).get("scenes") or []
-    return " ".join(shlex.quote(f"--scene={scene}") for scene in scenes)
-
-
-def published_args(wildcards):
-    folders = config.get("report", {}).get("published") or []
-    return " ".join(shlex.quote(f"--published={folder}") for folder in folders)
-
-
 rule report_tables:
     input:
         expand("results/tables/scores/{dataset}.txt", dataset=config["datasets"]),
