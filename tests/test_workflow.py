@@ -135,8 +135,24 @@ function finish() { if (++done === uris.length) document.getElementById("out").t
 </script></body></html>"""
 
 
+# Clicks through the report as a reader would (Figures, 1. maps, the eye of the first scene)
+# and records the width of the figure the report then shows.
+NAVIGATE = """<script>
+function clickText(t) { const el = [...document.querySelectorAll("a,button,span,div,li,td,p")]
+  .filter(e => e.textContent.trim() === t).pop(); if (el) el.click(); }
+const steps = [() => clickText("Figures"), () => clickText("1. maps"),
+  () => document.querySelector("a[iconname=eye]").click(),
+  () => { const im = [...document.images].find(i => i.src.startsWith("data:image/png"));
+          document.body.setAttribute("data-shown", im ? im.naturalWidth : -1); }];
+function run(i) { if (i < steps.length) { try { steps[i](); } catch (e) {
+  document.body.setAttribute("data-error", String(e)); } setTimeout(() => run(i + 1), 700); } }
+setTimeout(() => run(0), 1500);
+</script></body>"""
+
+
 def test_html_report_renders_in_a_browser(finished_run):
-    """`snakemake --report report.html`, opened in headless Chromium as a person would."""
+    """`snakemake --report report.html`, opened in headless Chromium as a person would: the
+    page renders its menu, a figure opens from it, and every embedded figure decodes."""
     import json
     import re
 
@@ -146,16 +162,22 @@ def test_html_report_renders_in_a_browser(finished_run):
     result = snakemake(finished_run, "--report", "report.html")
     assert result.returncode == 0, result.stderr[-3000:]
     page = finished_run / "report.html"
-    shot = finished_run / "report.png"
-    _headless(browser, "--window-size=1400,1000", f"--screenshot={shot}", page.as_uri())
-    from matplotlib.image import imread
-
-    pixels = imread(shot)[..., :3]
-    assert pixels.std() > 0.05, "the report renders blank"
+    html = page.read_text()
     dom = _headless(browser, "--dump-dom", page.as_uri()).stdout
     for category in ("Tables", "Figures", "Cost", "Runs"):   # menu entries the app rendered
         assert re.search(rf">\s*{category}\s*<", dom), category
-    html = page.read_text()
+
+    clicked = finished_run / "report_figure1.html"
+    at = html.rfind("</body>")
+    clicked.write_text(html[:at] + NAVIGATE + html[at + len("</body>"):])
+    shot = finished_run / "report.png"
+    _headless(browser, "--window-size=1400,1000", f"--screenshot={shot}", clicked.as_uri())
+    from matplotlib.image import imread
+
+    assert imread(shot)[..., :3].std() > 0.05, "the report renders blank"
+    shown = re.search(r'data-shown="(-?\d+)"', _headless(browser, "--dump-dom", clicked.as_uri()).stdout)
+    assert shown and int(shown.group(1)) > 300, "figure 1 does not open in the report"
+
     uris = re.findall(r'"data_uri": "(data:image/png;[^"]+)"', html)
     pngs = sorted((finished_run / "results" / "figures").glob("*.png"))
     assert len(uris) == len(pngs) > 0

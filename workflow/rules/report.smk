@@ -92,7 +92,7 @@ rule report_figures:
             caption="../report/figures.rst",
             category="Figures",
             subcategory="{number}. {kind}",
-            labels={"figure": "{number}", "section": "{section}"},
+            labels={"dataset, degradation, scene": "{section}"},
         ),
     log:
         "results/logs/report/figures.log",
