@@ -91,8 +91,11 @@ class Results:
         return part.assign(_r=part["entry"].map(rank)).sort_values("_r").drop(columns="_r")
 
     def paths(self, row) -> dict:
-        with open(row["path"]) as f:
-            return run_paths(row["path"], json.load(f))
+        key = ("paths", row["path"])
+        if key not in self._runs:
+            with open(row["path"]) as f:
+                self._runs[key] = run_paths(row["path"], json.load(f))
+        return self._runs[key]
 
     def run(self, row) -> dict:
         if row["path"] not in self._runs:

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from hmifbench.errors import InputError
+from hmifbench.report.metricinfo import info, primary_metric
 
 KEYS = ["entry", "dataset", "degradation"]
 
