@@ -417,11 +417,11 @@ def figure_degradation(results: Results, part: pd.DataFrame, title: str):
         vmax = max(k.max() for _, k in kernels)
         for name, k in kernels:
             ax = next(slots)
-            im = ax.imshow(k, cmap="magma", vmin=0, vmax=vmax, interpolation="nearest")
+            ax.imshow(k, cmap="magma", vmin=0, vmax=vmax, interpolation="nearest")
             ax.set_title(f"PSF {name}", pad=2)
             ax.set_xticks([])
             ax.set_yticks([])
-        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03)
+        # one colour scale for all kernels; the central-row panel gives the values
         ax = next(slots)
         for name, k in kernels:
             centre = (k.shape[0] - 1) // 2
@@ -440,9 +440,9 @@ def figure_degradation(results: Results, part: pd.DataFrame, title: str):
                 ax.plot(x, true_srf[b], color="black", ls="--", lw=0.8,
                         label="truth" if b == 0 else None)
             ax.plot(x, srf[b], color=results.colours[name], lw=1.0, label=name if b == 0 else None)
-        ax.set_title(f"SRF {name} (one curve per MSI band)", pad=2)
+        ax.set_title(f"SRF {name}", pad=2)
         ax.set_xlabel("wavelength (nm)" if w is not None else "HSI band")
-        ax.set_ylabel("response")
+        ax.set_ylabel("response of each MSI band")
         ax.legend(frameon=False, fontsize=6)
     for ax in slots:
         ax.set_visible(False)
