@@ -12,8 +12,7 @@ Outputs (in the table folder):
   section, ``\\input``-ready) and ``summary.html`` (the HTML report) — one table per
   (dataset, degradation): "mean ± std" at each metric's precision (:mod:`.metricinfo`), ↑/↓
   after each metric, best **bold** and second underlined, methods ordered by family and then
-  by the primary metric (:func:`~hmifbench.report.records.method_order`), failed runs shown
-  as such.
+  by the section's primary metric (PSNR; QNR on real pairs), failed runs shown as such.
 
 Best and second are chosen on the means *as printed* (ties share the mark) among the entries
 that succeeded on every scene of the section: a mean over fewer scenes is not comparable.
@@ -118,10 +117,29 @@ def _sections(summary: pd.DataFrame, order, sections=None):
         has = part.groupby("metric")["mean"].apply(lambda v: v.notna().any())
         metrics = [m for m in order_metrics(part["metric"].unique())
                    if m not in COST_COLUMNS and has.get(m, False)]
-        entries = sorted(part["entry"].unique(), key=lambda e: rank.get(e, len(rank)))
+        entries = _section_order(part, metrics, rank)
         cells = section_cells(part, metrics + (["fuse_s"] if has.get("fuse_s", False) else []))
         out.append((dataset, degradation, part, metrics, entries, cells))
     return out
+
+
+def _section_order(part: pd.DataFrame, metrics, rank) -> list[str]:
+    """A section's rows: by family, then by the section's primary metric (best first), entries
+    without a value last; ties keep the global order ``rank``."""
+    from hmifbench.report.metricinfo import primary_metric
+    from hmifbench.report.records import FAMILY_ORDER
+
+    primary = primary_metric(metrics)
+    rows = part[part["metric"] == primary].set_index("entry") if primary else part.iloc[:0]
+    sign = -1.0 if primary and info(primary).higher_better else 1.0
+    family = part.groupby("entry")["family"].first()
+
+    def key(entry):
+        mean = rows["mean"].get(entry, np.nan) if len(rows) else np.nan
+        return (FAMILY_ORDER.get(family.get(entry), 2), bool(np.isnan(mean)),
+                0.0 if np.isnan(mean) else sign * mean, rank.get(entry, len(rank)))
+
+    return sorted(part["entry"].unique(), key=key)
 
 
 def method_order_from_summary(summary: pd.DataFrame) -> list[str]:
