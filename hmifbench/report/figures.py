@@ -348,9 +348,9 @@ def figure_cd(results: Results, names, ranks, cd: float, title: str):
         x_end = 0.5 - 0.1 if left else k + 0.5 + 0.1
         ax.plot([rank, rank, x_end], [0, level, level], color="black", lw=0.6)
         ax.plot(rank, 0, "o", ms=3.5, color=results.colours.get(name, "grey"))
+        # black text: some colour-blind-safe colours (yellow, pink) are too light for text
         ax.text(x_end + (-0.05 if left else 0.05), level, f"{name} ({rank:.2f})",
-                ha="right" if left else "left", va="center", fontsize=6.5,
-                color=results.colours.get(name, "black"))
+                ha="right" if left else "left", va="center", fontsize=6.5)
     if np.isfinite(cd):
         ax.plot([1, 1 + cd], [1.15, 1.15], color="black", lw=1.0)
         ax.vlines([1, 1 + cd], 1.07, 1.23, color="black", lw=1.0)
