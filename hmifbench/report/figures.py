@@ -456,7 +456,8 @@ def figure_convergence(results: Results, part: pd.DataFrame, title: str):
     curves = []
     for _, row in results.ordered(part[part["status"] == "ok"]).iterrows():
         conv = (results.run(row).get("extras") or {}).get("convergence")
-        if isinstance(conv, dict) and conv.get("iteration"):
+        # a single point is no curve (CNMF with its default one outer iteration)
+        if isinstance(conv, dict) and len(conv.get("iteration") or []) >= 2:
             curves.append((row["entry"], conv))
     if not curves:
         return None
