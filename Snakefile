@@ -1,5 +1,6 @@
-# hmifbench: prepare -> simulate -> [train] -> fuse -> evaluate -> tables.
+# hmifbench: prepare -> simulate -> [train] -> fuse -> evaluate -> tables, figures.
 # Quick suite (default):   snakemake --cores 2
+# HTML report afterwards:  snakemake --report report.html
 # Paper protocol:          snakemake --cores 8 --configfile config/paper.yaml --profile slurm
 from snakemake.utils import min_version
 
@@ -11,6 +12,9 @@ min_version("9.0")
 if not workflow.config_settings.configfiles:
 
     configfile: "config/config.yaml"
+
+
+report: "workflow/report/workflow.rst"
 
 
 include: "workflow/rules/common.smk"
@@ -25,6 +29,7 @@ include: "workflow/rules/report.smk"
 localrules:
     all,
     report_tables,
+    report_figures,
 
 
 # 'gpu' is counted per submitted job, not across the cluster: with 'resources: gpu=1' in a
@@ -37,4 +42,5 @@ resource_scopes:
 rule all:
     input:
         rules.report_tables.output,
+        rules.report_figures.output,
     default_target: True

@@ -129,17 +129,37 @@ def cmd_evaluate(args):
     return 0
 
 
-def cmd_report(args):
-    from hmifbench.report import write_tables
-
+def _score_paths(args) -> list[str]:
     scores = list(args.scores)
-    if args.scores_from:
-        scores += [ln for ln in Path(args.scores_from).read_text().splitlines() if ln.strip()]
+    for listing in args.scores_from or []:
+        try:
+            text = Path(listing).read_text()
+        except OSError as err:
+            raise HmifError(f"--scores-from {listing}: {err.strerror}") from None
+        scores += [ln for ln in text.splitlines() if ln.strip()]
     if not scores:
         raise HmifError("no score files given (as arguments or listed in --scores-from): "
                         "nothing to tabulate, no table written")
-    for name, path in write_tables(scores, args.out).items():
+    return scores
+
+
+def cmd_report(args):
+    from hmifbench.report import write_report
+
+    paths = write_report(_score_paths(args), args.out, published_dirs=args.published,
+                         seed=args.seed, n_resamples=args.bootstrap)
+    for name, path in paths.items():
         print(f"{name}: {path}")
+    return 0
+
+
+def cmd_figures(args):
+    from hmifbench.report import write_figures
+
+    written = write_figures(_score_paths(args), args.out, scenes=args.scene,
+                            formats=tuple(args.formats.split(",")))
+    for name, paths in written.items():
+        print(f"{name}: {', '.join(str(p) for p in paths)}")
     return 0
 
 
@@ -275,11 +295,30 @@ def build_parser() -> argparse.ArgumentParser:
                    help="labels stored with the scores (dataset, degradation, scene)")
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("report", help="tables from score files")
+    p = sub.add_parser("report", help="tables from score files: results, statistics, cost, "
+                                      "published vs measured")
     p.add_argument("scores", nargs="*")
-    p.add_argument("--scores-from", help="a file listing score paths, one per line")
+    p.add_argument("--scores-from", action="append", metavar="FILE",
+                   help="a file listing score paths, one per line (repeatable)")
     p.add_argument("-o", "--out", required=True, help="table folder")
+    p.add_argument("--published", action="append", default=[], metavar="DIR",
+                   help="a folder of published-results YAML files, besides the packaged ones "
+                        "(repeatable)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap resampling")
+    p.add_argument("--bootstrap", type=int, default=2000, metavar="N",
+                   help="bootstrap resamples of each confidence interval")
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("figures", help="figures 1-7 from score files (and the runs they point to)")
+    p.add_argument("scores", nargs="*")
+    p.add_argument("--scores-from", action="append", metavar="FILE",
+                   help="a file listing score paths, one per line (repeatable)")
+    p.add_argument("-o", "--out", required=True, help="figure folder")
+    p.add_argument("--scene", action="append", metavar="DATASET/SCENE",
+                   help="scene of figures 1, 2, 5 and 6 (repeatable; default: the first scene "
+                        "of each dataset)")
+    p.add_argument("--formats", default="png,pdf", help="comma-separated file formats")
+    p.set_defaults(func=cmd_figures)
 
     p = sub.add_parser("new-method", help="write a ready-to-edit method plugin (module + test)")
     p.add_argument("name", help="method name, a lower-case identifier (e.g. my_fusion)")

@@ -164,10 +164,14 @@ def _fuse_here(method: str, pair_dir, out_dir, params=None, setting="known", see
     dev = None
     try:
         m = _method(method, params, plugins)
+        record["family"] = m.family
         dev = resolve_device(device, m.resources.gpu > 0, allow_cpu_fallback)
         problem = load_problem(pair_dir, setting)
         m.check_problem(problem)
-        state = read_json(Path(state_dir) / "state.json")["state"] if state_dir else None
+        trained = read_json(Path(state_dir) / "state.json") if state_dir else None
+        state = trained["state"] if trained else None
+        if trained:  # the training job's cost, for the cost table
+            record["train"] = {"timing": trained.get("timing"), "n_pairs": trained.get("n_pairs")}
         with measure(dev) as cost:
             result = m.fuse(problem, state=state, seed=seed, device=dev)
         result.check(problem, method)
@@ -210,14 +214,20 @@ def evaluate(run_json, reference, pair_dir, out, profile: str | None = None, cro
     run = read_json(run_json)
     truth = read_truth(pair_dir)
     record = {**(labels or {}), "entry": run.get("entry"), "method": run.get("method"),
+              "family": run.get("family"),
               "setting": run.get("setting"), "status": run.get("status"), "error": run.get("error"),
               "profile": profile, "crop": crop, "data_range": data_range, "scale": truth["scale"],
               "scores": {}, "degradation_scores": {}, "timing": run.get("timing", {}),
-              "n_params": run.get("n_params"), "iterations": run.get("iterations")}
+              "n_params": run.get("n_params"), "iterations": run.get("iterations"),
+              "cost": _run_cost(run),
+              # where the report's figures find the cubes and the run record
+              "paths": {"run": str(run_json), "reference": None if reference is None else str(reference),
+                        "pair": str(pair_dir)}}
     if reference is None:
         record["profile"] = "no-reference"
     if run.get("status") == "ok":
         est = read_cube(Path(run_json).parent / run["output"])
+        record["shape"] = list(est.shape)
         if reference is None:
             record["scores"] = _no_reference_scores(est, Path(pair_dir), truth)
         else:
@@ -228,6 +238,16 @@ def evaluate(run_json, reference, pair_dir, out, profile: str | None = None, cro
     record["provenance"] = provenance()
     write_json(out, record)
     return record
+
+
+def _run_cost(run: dict) -> dict:
+    """What the cost table needs from a run record: device, training time and, when the
+    method counted them, FLOPs at a stated input (``extras["flops"]``)."""
+    extras = run.get("extras") or {}
+    train = (run.get("train") or {}).get("timing") or {}
+    flops = extras.get("flops") if isinstance(extras.get("flops"), dict) else None
+    return {"device": (run.get("provenance") or {}).get("device"), "train_s": train.get("train_s"),
+            "train_peak_gpu_mb": train.get("peak_gpu_mb"), "flops": flops}
 
 
 def _no_reference_scores(est, pair_dir: Path, truth: dict) -> dict:

@@ -391,6 +391,8 @@ class CNMF(Method):
                              prm.inner_iterations, prm.inner_tol)
         total += its
         cost_h, cost_m = _cost(Yh, Wh, Hh, B), _cost(Ym, Wm, Hm, b)
+        # Convergence curve (figure 6): the two data-fit errors after each outer iteration.
+        curve = {"iteration": [0], "hsi_error": [cost_h], "msi_error": [cost_m]}
 
         # 3. Coupled iterations.
         outer = 0
@@ -411,6 +413,9 @@ class CNMF(Method):
                                    prm.inner_iterations, prm.inner_tol)
             total += its
             new_m = _cost(Ym, Wm2, Hm2, b)
+            curve["iteration"].append(i)
+            curve["hsi_error"].append(new_h)
+            curve["msi_error"].append(new_m)
             improved = ((cost_h - new_h) / max(cost_h, _TINY) > prm.outer_tol
                         and (cost_m - new_m) / max(cost_m, _TINY) > prm.outer_tol)
             if not improved:
@@ -422,5 +427,5 @@ class CNMF(Method):
         return Fused(x, **resolved.fused_fields(), iterations=total,
                      extras={"endmembers": int(M), "virtual_dimensionality": int(vd),
                              "sum_to_one": float(delta), "outer_iterations": outer,
-                             "psf_sigma": sigma,
+                             "psf_sigma": sigma, "convergence": curve,
                              "degradation": "estimated" if estimated else "given"})

@@ -7,6 +7,7 @@
 * No reference (real pairs): :func:`d_lambda`, :func:`d_s`, :func:`qnr`.
 * Degradation estimates of blind methods: :func:`psf_error`, :func:`srf_error`,
   :func:`radiometry_error`.
+* Per-pixel error maps (figures): :func:`error_maps`.
 * Cost: :mod:`hmifbench.metrics.cost` (parameters, FLOPs, timing, memory; imports torch lazily).
 
 Formulas and conventions: docs/metrics.md.
@@ -14,6 +15,7 @@ Formulas and conventions: docs/metrics.md.
 
 from hmifbench.metrics.degradation import psf_error, radiometry_error, srf_error
 from hmifbench.metrics.full_reference import cc, ergas, psnr, rmse, sam, ssim, uiqi
+from hmifbench.metrics.maps import error_maps
 from hmifbench.metrics.no_reference import d_lambda, d_s, qnr
 from hmifbench.metrics.profiles import (
     DEFAULT_PROFILE,
@@ -35,6 +37,7 @@ __all__ = [
     "d_lambda",
     "d_s",
     "ergas",
+    "error_maps",
     "evaluate",
     "evaluate_record",
     "profile_keys",

@@ -140,3 +140,17 @@ def test_registry_imports_no_method_package():
             "print(sorted(m for m in sys.modules if m.startswith('hmifbench.methods')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_every_package_folder_is_listed_in_pyproject():
+    """The package list is explicit (no top-level ``datasets``), so a new subpackage must be
+    added to it by hand or a wheel built from the repository would leave it out."""
+    import tomllib
+
+    listed = set(tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = set()
+    for folder in ("hmifbench", *PLUGIN_PACKAGES):
+        for init in (REPO / folder).rglob("__init__.py"):
+            parts = init.parent.relative_to(REPO).parts
+            found.add(".".join(_dotted(parts + ("__init__",))[:-1]))
+    assert found == listed, f"missing {sorted(found - listed)}, stale {sorted(listed - found)}"

@@ -58,7 +58,7 @@ def finished_run(tmp_path_factory):
     (work / "plugins").mkdir()
     (work / "plugins" / "always_fails.py").write_text(FAILING_PLUGIN)
     (work / "config.yaml").write_text(CONFIG)
-    result = snakemake(work, "--cores", "2")
+    result = snakemake(work, "--cores", "2", timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     return work
 
@@ -283,3 +283,90 @@ def test_killed_method_is_retried_then_recorded_and_the_tables_are_made(tmp_path
     assert run["signal"] == "SIGKILL" and run["timing"]["peak_rss_mb"] > 0
     # Without retries the first death is final; with one, the retry of killed_once succeeds.
     assert per_scene.loc["killed_once", "status"] == ("ok" if retries else "failed")
+
+
+def test_report_tables_and_figures_written(finished_run):
+    tables = finished_run / "results" / "tables"
+    for name in ("summary.csv", "summary.md", "summary.tex", "summary.html", "per_scene.csv",
+                 "statistics.csv", "friedman.csv", "statistics.md", "cost.csv", "cost.md",
+                 "cost.tex", "published.csv", "published.md", "published.tex"):
+        assert (tables / name).stat().st_size > 0, name
+    figures = finished_run / "results" / "figures"
+    for kind in ("fig1_maps", "fig2_spectra", "fig3_distributions", "fig4_cost", "fig7_cd"):
+        assert list(figures.glob(f"{kind}_*.png")) and list(figures.glob(f"{kind}_*.pdf")), kind
+
+
+def _chromium():
+    return next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome")
+                 if shutil.which(n)), None)
+
+
+def _headless(browser, *args, timeout=120):
+    cmd = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+           "--virtual-time-budget=10000", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+
+
+# Loads every figure embedded in the report as an image and writes its decoded size into the
+# page, so that the browser itself says whether each figure loads.
+IMAGE_PROBE = """<!DOCTYPE html><html><body><pre id="out">pending</pre><script>
+const uris = %s; const res = []; let done = 0;
+uris.forEach((u, i) => { const im = new Image();
+  im.onload = () => { res[i] = im.naturalWidth + "x" + im.naturalHeight; finish(); };
+  im.onerror = () => { res[i] = "error"; finish(); }; im.src = u; });
+function finish() { if (++done === uris.length) document.getElementById("out").textContent = res.join(" "); }
+</script></body></html>"""
+
+
+# Clicks through the report as a reader would (Figures, 1. maps, the eye of the first scene)
+# and records the width of the figure the report then shows.
+NAVIGATE = """<script>
+function clickText(t) { const el = [...document.querySelectorAll("a,button,span,div,li,td,p")]
+  .filter(e => e.textContent.trim() === t).pop(); if (el) el.click(); }
+const steps = [() => clickText("Figures"), () => clickText("1. maps"),
+  () => document.querySelector("a[iconname=eye]").click(),
+  () => { const im = [...document.images].find(i => i.src.startsWith("data:image/png"));
+          document.body.setAttribute("data-shown", im ? im.naturalWidth : -1); }];
+function run(i) { if (i < steps.length) { try { steps[i](); } catch (e) {
+  document.body.setAttribute("data-error", String(e)); } setTimeout(() => run(i + 1), 700); } }
+setTimeout(() => run(0), 1500);
+</script></body>"""
+
+
+def test_html_report_renders_in_a_browser(finished_run):
+    """`snakemake --report report.html`, opened in headless Chromium as a person would: the
+    page renders its menu, a figure opens from it, and every embedded figure decodes."""
+    import json
+    import re
+
+    browser = _chromium()
+    if browser is None:
+        pytest.skip("no Chromium (apt-get install -y chromium)")
+    result = snakemake(finished_run, "--report", "report.html")
+    assert result.returncode == 0, result.stderr[-3000:]
+    page = finished_run / "report.html"
+    html = page.read_text()
+    dom = _headless(browser, "--dump-dom", page.as_uri()).stdout
+    for category in ("Tables", "Figures", "Cost", "Runs"):   # menu entries the app rendered
+        assert re.search(rf">\s*{category}\s*<", dom), category
+
+    clicked = finished_run / "report_figure1.html"
+    at = html.rfind("</body>")
+    clicked.write_text(html[:at] + NAVIGATE + html[at + len("</body>"):])
+    shot = finished_run / "report.png"
+    _headless(browser, "--window-size=1400,1000", f"--screenshot={shot}", clicked.as_uri())
+    from matplotlib.image import imread
+
+    assert imread(shot)[..., :3].std() > 0.05, "the report renders blank"
+    shown = re.search(r'data-shown="(-?\d+)"', _headless(browser, "--dump-dom", clicked.as_uri()).stdout)
+    assert shown and int(shown.group(1)) > 300, "figure 1 does not open in the report"
+
+    uris = re.findall(r'"data_uri": "(data:image/png;[^"]+)"', html)
+    pngs = sorted((finished_run / "results" / "figures").glob("*.png"))
+    assert len(uris) == len(pngs) > 0
+    probe = finished_run / "probe.html"
+    probe.write_text(IMAGE_PROBE % json.dumps(uris))
+    out = re.search(r'<pre id="out">([^<]*)</pre>', _headless(browser, "--dump-dom", probe.as_uri()).stdout)
+    sizes = out.group(1).split()
+    assert len(sizes) == len(pngs) and "error" not in sizes, sizes
+    assert all(int(s.split("x")[0]) > 300 for s in sizes)

@@ -203,3 +203,15 @@ def dataset_score_files(wildcards):
         for scene in real_pair_scenes(dataset)
     ]
     return simulated + real
+
+
+def report_scene_args(wildcards):
+    """--scene options of `hmifbench figures` from the config's report.scenes."""
+    scenes = config.get("report", {}).get("scenes") or []
+    return " ".join(shlex.quote(f"--scene={scene}") for scene in scenes)
+
+
+def published_args(wildcards):
+    """--published options of `hmifbench report` from the config's report.published."""
+    folders = config.get("report", {}).get("published") or []
+    return " ".join(shlex.quote(f"--published={folder}") for folder in folders)

@@ -1,4 +1,5 @@
-# Tables: per scene, and mean ± std per method × dataset × degradation × metric.
+# Tables (results, statistics, cost, published vs measured) and figures 1-7 from the score
+# files, for `snakemake --report report.html` too (captions: workflow/report/*.rst).
 # Scores are first listed per dataset, so that a dataset whose scene list waits for its
 # download (a checkpoint) does not hold back the DAG of the others.
 
@@ -27,13 +28,81 @@ rule report_tables:
     output:
         summary="results/tables/summary.csv",
         markdown="results/tables/summary.md",
-        per_scene="results/tables/per_scene.csv",
+        latex="results/tables/summary.tex",
+        html=report(
+            "results/tables/summary.html",
+            caption="../report/tables.rst",
+            category="Tables",
+            subcategory="Results",
+        ),
+        per_scene=report(
+            "results/tables/per_scene.csv",
+            caption="../report/runs.rst",
+            category="Runs",
+        ),
+        statistics="results/tables/statistics.csv",
+        friedman="results/tables/friedman.csv",
+        statistics_md="results/tables/statistics.md",
+        statistics_html=report(
+            "results/tables/statistics.html",
+            caption="../report/statistics.rst",
+            category="Tables",
+            subcategory="Statistics",
+        ),
+        cost="results/tables/cost.csv",
+        cost_md="results/tables/cost.md",
+        cost_tex="results/tables/cost.tex",
+        cost_html=report(
+            "results/tables/cost.html",
+            caption="../report/cost.rst",
+            category="Cost",
+        ),
+        published="results/tables/published.csv",
+        published_md="results/tables/published.md",
+        published_tex="results/tables/published.tex",
+        published_html=report(
+            "results/tables/published.html",
+            caption="../report/published.rst",
+            category="Tables",
+            subcategory="Published vs measured",
+        ),
     log:
         "results/logs/report/tables.log",
+    benchmark:
+        "results/benchmarks/report_tables.tsv"
     conda:
         "../envs/hmifbench.yaml"
     params:
         listing="results/tables/scores/all.txt",
+        seed=config["seed"],
+        published=published_args,
     shell:
         "cat {input:q} > {params.listing:q} && "
-        "hmifbench report --scores-from {params.listing:q} -o \"$(dirname {output.summary:q})\" > {log:q} 2>&1"
+        "hmifbench report --scores-from {params.listing:q} -o \"$(dirname {output.summary:q})\" "
+        "--seed {params.seed} {params.published} > {log:q} 2>&1"
+
+
+rule report_figures:
+    input:
+        expand("results/tables/scores/{dataset}.txt", dataset=config["datasets"]),
+    output:
+        report(
+            directory("results/figures"),
+            patterns=["fig{number,[0-9]}_{kind,[a-z]+}_{section}.png"],
+            caption="../report/figures.rst",
+            category="Figures",
+            subcategory="{number}. {kind}",
+            labels={"dataset, degradation, scene": "{section}"},
+        ),
+    log:
+        "results/logs/report/figures.log",
+    benchmark:
+        "results/benchmarks/report_figures.tsv"
+    conda:
+        "../envs/hmifbench.yaml"
+    params:
+        listing="results/tables/scores/figures.txt",
+        scenes=report_scene_args,
+    shell:
+        "cat {input:q} > {params.listing:q} && "
+        "hmifbench figures --scores-from {params.listing:q} -o {output:q} {params.scenes} > {log:q} 2>&1"
