@@ -44,29 +44,67 @@ def cmd_methods(args):
     for p in args.plugins:
         registry.add_plugin_path(p)
     described = {n: registry.get_class(n).describe() for n in registry.available()}
+    released = _released_weights()
     if args.json:
-        print(json.dumps({"methods": described, "errors": registry.load_errors()}, indent=2, default=str))
+        print(json.dumps({"methods": described, "weights": released, "errors": registry.load_errors()},
+                         indent=2, default=str))
         return 0
     print(f"{'name':<14} {'family':<7} {'training':<8} {'blind':<6} {'gpu':<4} source")
     for name, d in described.items():
         print(f"{name:<14} {d['family']:<7} {d['training']:<8} {str(d['blind']):<6} "
               f"{d['resources']['gpu']:<4} {d['class']}")
+    if released:
+        print("\nreleased weights (use as params: {weights: NAME}; fetch with "
+              "'hmifbench download --model NAME'):")
+        print(f"{'name':<20} {'method':<10} {'downloaded':<10} trained on")
+        for name, w in released.items():
+            print(f"{name:<20} {w['method']:<10} {'yes' if w['downloaded'] else 'no':<10} {w['trained_on']}")
     for name, err in registry.load_errors().items():
         print(f"[not loaded] {name}: {err}", file=sys.stderr)
     return 0
 
 
+def _released_weights() -> dict:
+    """Registered releases with their record and whether they are in the models root."""
+    from hmifbench import weights
+
+    out = {}
+    for name in weights.available():
+        spec = weights.get_spec(name)
+        out[name] = {"method": spec.method, "title": spec.title, "trained_on": spec.trained_on,
+                     "config": spec.config, "size": spec.size, "sha256": spec.sha256,
+                     "url": spec.urls[0], "licence": spec.licence,
+                     "path": str(spec.path()), "downloaded": weights.is_downloaded(name)}
+    return out
+
+
 def cmd_download(args):
     from hmifbench.datasets.download import DownloadError, cli_download
 
+    if (args.name is None) == (args.model is None):
+        raise HmifError("name one dataset (hmifbench download cave) or one release of weights "
+                        "(hmifbench download --model mossfuse-cave-x32)")
     try:
-        print(cli_download(args.name, root=args.root, accept_terms=args.accept_terms or (),
+        if args.model is not None:
+            print(_download_model(args))
+            return 0
+        print(cli_download(args.name, root=args.root or "resources/datasets",
+                           accept_terms=args.accept_terms or (),
                            verify_only=args.verify, base_url=args.base_url,
                            progress=not args.no_progress))
     except DownloadError as err:  # a network or integrity failure; a retry may help
         print(f"hmifbench download: error: {err}", file=sys.stderr)
         return 1
     return 0
+
+
+def _download_model(args):
+    from hmifbench import weights
+    from hmifbench.datasets.models import download_weights
+
+    if args.verify:
+        return weights.resolve(args.model, args.root)[0]
+    return download_weights(args.model, args.root, base_url=args.base_url, progress=not args.no_progress)
 
 
 def cmd_prepare(args):
@@ -174,9 +212,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="full metadata as JSON")
     p.set_defaults(func=cmd_methods)
 
-    p = sub.add_parser("download", help="fetch and verify a dataset (or check a placed one)")
-    p.add_argument("name", help="dataset name, e.g. cave")
-    p.add_argument("--root", default="resources/datasets", help="datasets folder")
+    p = sub.add_parser("download", help="fetch and verify a dataset or released weights "
+                                         "(or check placed ones)")
+    p.add_argument("name", nargs="?", help="dataset name, e.g. cave")
+    p.add_argument("--model", metavar="WEIGHTS",
+                   help="released weights instead of a dataset, e.g. mossfuse-cave-x32 "
+                        "(listed by 'hmifbench methods')")
+    p.add_argument("--root", help="datasets folder (default resources/datasets), or with --model "
+                                  "the models folder (default $HMIFBENCH_MODELS or resources/models)")
     p.add_argument("--accept-terms", action="append", metavar="NAME",
                    help="accept the terms of use of dataset NAME (gate 'terms'; repeatable)")
     p.add_argument("--verify", action="store_true", help="only check files already in place")
