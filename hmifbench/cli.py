@@ -156,7 +156,9 @@ def cmd_evaluate(args):
     from hmifbench.stages import evaluate
 
     labels = _options(args.label)
-    record = evaluate(args.run, args.reference, args.pair, args.out, profile=args.profile,
+    profiles = args.profile or ["canonical"]
+    record = evaluate(args.run, args.reference, args.pair, args.out,
+                      profile=profiles[0] if len(profiles) == 1 else profiles,
                       crop=args.crop, data_range=args.data_range, labels=labels)
     print(json.dumps({"status": record["status"], "profile": record["profile"], **record["scores"]},
                      default=str))
@@ -275,7 +277,9 @@ def build_parser() -> argparse.ArgumentParser:
                                         "(no-reference scores: D_lambda, D_s, QNR)")
     p.add_argument("--pair", required=True, help="pair folder (for the truth)")
     p.add_argument("-o", "--out", required=True, help="score .json")
-    p.add_argument("--profile", default="canonical")
+    p.add_argument("--profile", action="append", metavar="PROFILE",
+                   help="metric profile (default canonical); repeat to score under several, "
+                        "the first being the record's main 'scores'")
     p.add_argument("--crop", type=int, default=0, help="border pixels excluded from scoring")
     p.add_argument("--data-range", type=float, default=1.0)
     p.add_argument("--label", action="append", metavar="KEY=VALUE",

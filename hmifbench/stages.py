@@ -186,6 +186,10 @@ def evaluate(run_json, reference, pair_dir, out, profile="canonical", crop: int 
              data_range: float = 1.0, labels: dict | None = None) -> dict:
     """Score one fuse output against the ground truth; writes the score JSON ``out``.
 
+    ``profile`` is a metric profile or a list of them. With a list, ``profile`` and ``scores``
+    hold the first and ``scores_by_profile`` maps every profile to its scores (the tables show
+    one section per profile).
+
     A failed run gives a score record with ``status: failed`` and its error, so the tables
     can show it. Blind methods that returned a PSF/SRF get them scored against the truth.
     A real pair (``reference=None``) is scored without reference: D_λ, D_s and QNR
@@ -193,6 +197,8 @@ def evaluate(run_json, reference, pair_dir, out, profile="canonical", crop: int 
     """
     from hmifbench import metrics
 
+    profiles = [profile] if isinstance(profile, str) else list(profile)
+    profile = profiles[0]
     run = read_json(run_json)
     truth = read_json(Path(pair_dir) / "truth.json")
     record = {**(labels or {}), "entry": run.get("entry"), "method": run.get("method"),
@@ -200,6 +206,8 @@ def evaluate(run_json, reference, pair_dir, out, profile="canonical", crop: int 
               "profile": profile, "crop": crop, "data_range": data_range, "scale": truth["scale"],
               "scores": {}, "degradation_scores": {}, "timing": run.get("timing", {}),
               "n_params": run.get("n_params"), "iterations": run.get("iterations")}
+    if len(profiles) > 1 and reference is not None:
+        record["profiles"] = profiles
     if reference is None:
         record["profile"] = "no-reference"
     if run.get("status") == "ok":
@@ -208,8 +216,13 @@ def evaluate(run_json, reference, pair_dir, out, profile="canonical", crop: int 
             record["scores"] = _no_reference_scores(est, Path(pair_dir), truth)
         else:
             # The metrics' own record: scores plus metrics version, window, excluded pixels.
-            record.update(metrics.evaluate_record(read_cube(reference), est, truth["scale"],
+            ref = read_cube(reference)
+            record.update(metrics.evaluate_record(ref, est, truth["scale"],
                                                   profile=profile, crop=crop, data_range=data_range))
+            if len(profiles) > 1:
+                record["scores_by_profile"] = {profile: record["scores"]} | {
+                    p: metrics.evaluate(ref, est, truth["scale"], profile=p, crop=crop,
+                                        data_range=data_range) for p in profiles[1:]}
             record["degradation_scores"] = _degradation_scores(run, truth)
     record["provenance"] = provenance()
     write_json(out, record)

@@ -5,7 +5,7 @@ import json
 import os
 import shlex
 
-from hmifbench import registry
+from hmifbench import registry, weights
 from hmifbench.config import validate_config
 from hmifbench.datasets import get_dataset
 from hmifbench.provenance import config_hash
@@ -19,11 +19,17 @@ CONFIG_HASH = config_hash(config)
 os.environ["HMIFBENCH_CONFIG_HASH"] = CONFIG_HASH
 
 
+# Released weights named in method params are looked up under the config's models root.
+os.environ[weights.MODELS_ROOT_ENV] = config["models_root"]
+
+
 envvars:
     "HMIFBENCH_CONFIG_HASH",
+    weights.MODELS_ROOT_ENV,
 
 
 DATA_ROOT = config["data_root"]
+MODELS_ROOT = config["models_root"]
 
 
 wildcard_constraints:
@@ -38,6 +44,11 @@ def _listed_scenes(dataset, split):
         # Wait for the download checkpoint; raises "incomplete" until the files are there.
         getattr(checkpoints, f"download_{dataset}").get()
     return ds.scenes(split, root=f"{DATA_ROOT}/{dataset}")
+
+
+def metric_profiles():
+    profile = config["metrics"]["profile"]
+    return [profile] if isinstance(profile, str) else list(profile)
 
 
 def test_scenes(dataset):
@@ -77,6 +88,9 @@ class Entry:
         self.setting = spec.get("setting", config["setting"])
         self.rule = name.replace("-", "_")
         self.trains = self.cls.trains_on_dataset(self.cls.make_params(**self.params))
+        # A registered release in params.weights is downloaded by its own rule (download.smk).
+        ref = self.params.get("weights")
+        self.weights = ref if isinstance(ref, str) and ref in weights.registry() else None
         res = self.cls.resources
         over = spec.get("resources", {})
         self.gpu = over.get("gpu", res.gpu)
@@ -108,6 +122,13 @@ ENTRIES = {name: Entry(name, spec) for name, spec in config["methods"].items()}
 # caps one group, not the number of GPU jobs queued.
 if "gpu" not in workflow.global_resources:
     workflow.register_resource("gpu", 1)
+
+
+def weights_file(name):
+    return str(weights.get_spec(name).path(MODELS_ROOT))
+
+
+RELEASED_WEIGHTS = sorted({e.weights for e in ENTRIES.values() if e.weights})
 
 
 def fuse_group(entry):

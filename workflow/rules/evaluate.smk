@@ -15,7 +15,7 @@ rule evaluate:
     group:
         lambda wc: fuse_group(wc.entry)
     params:
-        profile=config["metrics"]["profile"],
+        profile=" ".join(f"--profile={p}" for p in metric_profiles()),
         crop=config["metrics"]["crop"],
         data_range=config["metrics"]["data_range"],
     resources:
@@ -23,7 +23,7 @@ rule evaluate:
         runtime=10,
     shell:
         "hmifbench evaluate {input.run} --reference {input.reference} "
-        "--pair $(dirname {input.truth}) -o {output} --profile {params.profile} "
+        "--pair $(dirname {input.truth}) -o {output} {params.profile} "
         "--crop {params.crop} --data-range {params.data_range} "
         "--label dataset={wildcards.dataset} --label degradation={wildcards.degradation} "
         "--label scene={wildcards.scene} > {log} 2>&1"
