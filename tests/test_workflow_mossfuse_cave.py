@@ -22,7 +22,7 @@ from tests.fixtures.formats import png_bytes
 from tests.fixtures.http_server import FileServer
 from tests.test_workflow import snakemake
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = pytest.mark.integration
 
 CROPS = {"balloons": "cave_balloons_crop100", "feathers": "cave_feathers_crop150"}
 
@@ -45,6 +45,7 @@ def cave_zip_from_crops(path, real_data_dir) -> None:
                             png_bytes(counts[:, :, k]))
 
 
+@pytest.mark.slow
 def test_mossfuse_cave_config_downloads_fuses_and_tables(tmp_path, real_data_dir, mossfuse_reference_dir):
     from hmifbench import weights
 
@@ -80,3 +81,17 @@ def test_mossfuse_cave_config_downloads_fuses_and_tables(tmp_path, real_data_dir
     table = (tmp_path / "results" / "tables" / "summary.md").read_text()
     assert "profile mossfuse" in table and "profile canonical" in table and "| mossfuse |" in table
     print(table)
+
+
+@pytest.mark.parametrize("params, trains", [({"weights": "mossfuse-cave-x32"}, False),
+                                            ({"mode": "dataset", "iterations": 1}, True)])
+def test_released_weights_get_a_download_job_and_no_train_job(tmp_path, params, trains):
+    """The DAG alone (a dry run): needs neither the network nor the shared data."""
+    config = {"datasets": {"synthetic": {"scenes": ["scene01"], "train_scenes": ["scene02"],
+                                         "options": {"size": 64}}},
+              "degradations": ["mossfuse-x32"], "methods": {"mossfuse": {"params": params}}}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    result = snakemake(tmp_path, "-n", "--cores", "1")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert ("train_mossfuse" in result.stdout) == trains
+    assert ("download_weights_mossfuse_cave_x32" in result.stdout) != trains
