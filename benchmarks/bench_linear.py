@@ -7,7 +7,7 @@ One ``--size``×``--size``×31 synthetic scene (hmifbench.datasets.synthetic, se
 default) degraded by the ``gauss-fwhm-x8`` protocol (Gaussian PSF with a one-LR-pixel FWHM,
 Nikon D700 SRF, reflect101 borders, no noise). Each method runs in the known setting (PSF and
 SRF given) and the blind one (neither given: HySure and CNMF estimate them themselves, FUSE and
-LTMR through ``hmifbench.methods.hysure.estimate_degradation``; the MRA methods and GSA do not
+LTMR through ``hmifbench.methods._blind.estimate_degradation``; the MRA methods and GSA do not
 use them).
 
 Every run is a fresh child process pinned to ``--cores`` CPU cores with BLAS/OpenMP limited to

@@ -2,7 +2,7 @@
 
     python benchmarks/bench_metrics.py [--size 512] [--bands 31] [--repeats 7] [--threads 2]
 
-One float32 pair (size × size × bands) of the kind research/metrics.md describes: a linear
+One float32 pair (size × size × bands), made to look like fusion data: a linear
 mix of smooth Gaussian endmember spectra with smooth abundances, a shading texture and one
 dark rectangle with sharp edges; the estimate is the truth plus a smooth additive error, a 2 %
 spectral tilt and N(0, 0.005²) noise, clipped to [0, 1].

@@ -143,7 +143,7 @@ def bench_flops(args):
         results[f"reference {size}"]["with_released_full_resolution_psf_conv_gflop"] = total
         print(f"reference {size} + the released full-resolution PSF convolution "
               f"({extra:.2f} GFLOP): {total:.2f} GFLOP")
-    print("public code (research note): 18.4 GFLOP at 128², 294.5 GFLOP at 512²; paper: 279.4 G")
+    print("public code (as counted when the suite was written): 18.4 GFLOP at 128², 294.5 GFLOP at 512²; paper: 279.4 G")
     return results
 
 

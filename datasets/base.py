@@ -11,26 +11,64 @@ from pathlib import Path
 from typing import ClassVar
 
 from hmifbench.cube import Cube
+from hmifbench.datasets.options import NoOptions, parse_options
 from hmifbench.errors import InputError
 
 
 class Dataset:
     """Base class of a dataset.
 
-    name : registry key; gate : ``"none"`` (plain download), ``"terms"`` (download only with
-    ``--accept-terms NAME``) or ``"manual"`` (the user places the files); downloadable :
-    whether ``hmifbench download`` must run before ``load``; splits : named scene lists.
+    Class attributes: ``name`` (registry key); ``splits_from_files`` (the scene lists can only
+    be read from the downloaded files); ``Options`` (the options :meth:`read` takes, a frozen
+    dataclass declared with :func:`~hmifbench.datasets.options.option`). A dataset with real
+    (LR-HSI, HR-MSI) pairs also has a ``pair`` method and declares its options in
+    ``PairOptions``.
+
+    What a dataset is and may be used for (title, homepage, gate, licence, citation) is written
+    once, in ``datasets/registry.yaml``; the properties below read it from there. A dataset
+    without a registry record (made on the fly, like ``synthetic``) is not downloadable, and
+    states its own licence.
     """
 
     name: ClassVar[str] = ""
-    gate: ClassVar[str] = "none"
-    downloadable: ClassVar[bool] = True
     #: True when the scene lists can only be read from the downloaded files; the workflow
     #: then makes the download a checkpoint and lists scenes after it has run.
     splits_from_files: ClassVar[bool] = False
-    licence: ClassVar[str] = ""
-    citation: ClassVar[str] = ""
+    Options: ClassVar[type] = NoOptions
+    PairOptions: ClassVar[type | None] = None
 
+    # ---- metadata, from datasets/registry.yaml
+    @property
+    def record(self):
+        """This dataset's :class:`~hmifbench.datasets.download.DatasetSpec`, or None."""
+        from hmifbench.datasets.download import registry
+
+        return registry().get(self.name)
+
+    @property
+    def downloadable(self) -> bool:
+        """Whether ``hmifbench download NAME`` must run before :meth:`load`."""
+        return self.record is not None
+
+    @property
+    def gate(self) -> str:
+        """``"none"`` (plain download), ``"terms"`` (only with ``--accept-terms NAME``) or
+        ``"manual"`` (the user places the files)."""
+        return self.record.gate if self.record else "none"
+
+    @property
+    def title(self) -> str:
+        return self.record.title if self.record else ""
+
+    @property
+    def licence(self) -> str:
+        return self.record.licence if self.record else ""
+
+    @property
+    def citation(self) -> str:
+        return self.record.citation if self.record else ""
+
+    # ---- scenes
     def splits(self, root=None) -> dict[str, list[str]]:
         """Named scene lists; datasets whose lists come from their files need ``root``."""
         return {}
@@ -47,6 +85,13 @@ class Dataset:
             raise InputError(f"dataset {self.name!r} has no split {split!r}; "
                              f"splits: {sorted(splits)}{hint}") from None
 
+    def parse_options(self, options: dict, pair: bool = False):
+        """``options`` checked against ``Options`` (``PairOptions`` when ``pair``), as an
+        instance of it with every default filled in; :class:`InputError` names bad ones."""
+        if pair and self.PairOptions is None:
+            raise InputError(f"dataset {self.name!r} has no real pairs")
+        return parse_options(self.name, self.PairOptions if pair else self.Options, options)
+
     def load(self, scene: str, root: Path | None = None, **options) -> Cube:
         """The ground-truth cube of ``scene`` (reflectance-like, in [0, 1], with wavelengths)."""
         return self.read(scene, root, **options)[0]
@@ -57,47 +102,19 @@ class Dataset:
         raise NotImplementedError
 
 
-class Synthetic(Dataset):
-    """Scenes made by :func:`hmifbench.datasets.synthetic.make_scene`; nothing to download.
-
-    Scene names are ``scene01``, ``scene02``, …; scene ``sceneNN`` uses seed
-    ``seed + NN`` (``seed`` is an option, default 0). Options: ``size`` (default 128),
-    ``seed``, ``n_materials``, ``n_regions``, ``n_objects``. Splits: ``train`` =
-    scene01–scene16, ``test`` = scene17–scene24 (a scene may be requested by name beyond these).
-    """
-
-    name = "synthetic"
-    downloadable = False
-    licence = "BSD-3-Clause (generated); spectra from colour-science (BSD-3-Clause)"
-
-    def splits(self, root=None):
-        return {"train": [f"scene{i:02d}" for i in range(1, 17)],
-                "test": [f"scene{i:02d}" for i in range(17, 25)]}
-
-    def read(self, scene, root=None, size=128, seed=0, **options):
-        from hmifbench.datasets.synthetic import make_scene
-
-        if not (scene.startswith("scene") and scene[5:].isdigit()):
-            raise InputError(f"synthetic scene names look like 'scene01', got {scene!r}")
-        scene_seed = int(seed) + int(scene[5:])
-        cube = make_scene(seed=scene_seed, size=int(size), **options)
-        return cube, {"generator": "hmifbench.datasets.synthetic.make_scene", "seed": scene_seed,
-                      "size": int(size), **options}
-
-
 DATASETS: dict[str, Dataset] = {}
 
 
 def register_dataset(dataset: Dataset) -> Dataset:
+    """Add ``dataset`` to :data:`DATASETS` under its name (the built-ins are listed in
+    ``hmifbench/datasets/__init__.py``); returns it."""
     DATASETS[dataset.name] = dataset
     return dataset
 
 
 def get_dataset(name: str) -> Dataset:
+    """The registered dataset ``name``; :class:`InputError` listing the known ones otherwise."""
     try:
         return DATASETS[name]
     except KeyError:
         raise InputError(f"unknown dataset {name!r}; known: {sorted(DATASETS)}") from None
-
-
-register_dataset(Synthetic())

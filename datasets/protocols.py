@@ -20,8 +20,9 @@ from scipy import ndimage
 
 from hmifbench.cube import Cube, as_array, wavelengths_of
 from hmifbench.errors import InputError
-from hmifbench.observation import (BORDERS, add_noise, box_psf, default_offset, gaussian_psf,
-                                   noise_sigma, spatial_degrade, spectral_degrade)
+from hmifbench.observation import (BORDERS, DEFAULT_BORDER, add_noise, box_psf, default_offset,
+                                   fwhm_gaussian_params, gaussian_psf, noise_sigma,
+                                   spatial_degrade, spectral_degrade)
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,7 @@ class Protocol:
     psf: dict
     srf: str = "nikon-d700"
     offset: int | None = None
-    border: str = "reflect101"
+    border: str = DEFAULT_BORDER
     snr_hsi_db: float | None = None
     snr_msi_db: float | None = None
     noise_per: str = "band"
@@ -100,7 +101,7 @@ class Pair:
     truth: dict = field(default_factory=dict)
 
 
-def misregister(cube, shift_hr=(0.0, 0.0), rotation_deg: float = 0.0, border: str = "reflect101",
+def misregister(cube, shift_hr=(0.0, 0.0), rotation_deg: float = 0.0, border: str = DEFAULT_BORDER,
                 order: int = 3) -> np.ndarray:
     """Warp every band by a sub-pixel shift and a small rotation about the image centre.
 
@@ -158,8 +159,8 @@ def _check_misregistration(m: dict | None) -> dict | None:
 
 
 def _fwhm_gaussian(scale: int) -> dict:
-    sigma = scale / (2 * math.sqrt(2 * math.log(2)))
-    return {"kind": "gaussian", "size": 2 * math.ceil(3 * sigma) + 1, "sigma": round(sigma, 6)}
+    size, sigma = fwhm_gaussian_params(scale)
+    return {"kind": "gaussian", "size": size, "sigma": round(sigma, 6)}
 
 
 def _builtin_protocols() -> dict[str, Protocol]:

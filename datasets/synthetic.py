@@ -25,15 +25,29 @@ Abundances sum to one before shading, so every pixel spectrum is a positive mix 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
 from scipy import ndimage
 
 from hmifbench.cube import Cube
+from hmifbench.datasets.base import Dataset
+from hmifbench.datasets.options import option
 from hmifbench.errors import InputError
 
 DEFAULT_WAVELENGTHS = np.arange(400.0, 701.0, 10.0)
+
+
+@dataclass(frozen=True)
+class SyntheticOptions:
+    """The options of the ``synthetic`` dataset; also the defaults of :func:`make_scene`."""
+
+    size: int = option(128, "side of the square scene, pixels (at least 8)")
+    seed: int = option(0, "base seed: scene sceneNN is made with seed + NN")
+    n_materials: int = option(10, "number of ColorChecker spectra in the scene (2 to 48)")
+    n_regions: int = option(9, "number of warped Voronoi regions")
+    n_objects: int = option(6, "number of hard-edged discs and rectangles pasted on top")
 
 
 @lru_cache(maxsize=1)
@@ -74,8 +88,9 @@ def _unit(f):
     return (f - f.min()) / (f.max() - f.min() + 1e-12)
 
 
-def make_scene(seed: int = 0, size: int = 128, wavelengths=DEFAULT_WAVELENGTHS,
-               n_materials: int = 10, n_regions: int = 9, n_objects: int = 6) -> Cube:
+def make_scene(seed: int = 0, size: int = SyntheticOptions.size, wavelengths=DEFAULT_WAVELENGTHS,
+               n_materials: int = SyntheticOptions.n_materials, n_regions: int = SyntheticOptions.n_regions,
+               n_objects: int = SyntheticOptions.n_objects) -> Cube:
     """Make one synthetic reflectance scene; see the module docstring for the recipe.
 
     Parameters
@@ -143,3 +158,32 @@ def make_scene(seed: int = 0, size: int = 128, wavelengths=DEFAULT_WAVELENGTHS,
     cube = (abundance.reshape(-1, m) @ spectra).reshape(size, size, -1)
     cube *= (shading * (1.0 + texture))[..., None]
     return Cube(np.clip(cube, 0.0, 1.0).astype(np.float32), np.asarray(wavelengths, dtype=np.float64))
+
+
+class Synthetic(Dataset):
+    """Scenes made by :func:`make_scene`; nothing to download.
+
+    Scene names are ``scene01``, ``scene02``, …; scene ``sceneNN`` uses seed ``seed + NN``.
+    Options: :class:`SyntheticOptions`. Splits: ``train`` = scene01–scene16, ``test`` =
+    scene17–scene24 (a scene may be requested by name beyond these).
+    """
+
+    name = "synthetic"
+    Options = SyntheticOptions
+    # Not in datasets/registry.yaml (nothing to download), so it states its own licence.
+    licence = "BSD-3-Clause (generated); spectra from colour-science (BSD-3-Clause)"
+
+    def splits(self, root=None):
+        return {"train": [f"scene{i:02d}" for i in range(1, 17)],
+                "test": [f"scene{i:02d}" for i in range(17, 25)]}
+
+    def read(self, scene, root=None, **options):
+        opts = self.parse_options(options)
+        if not (scene.startswith("scene") and scene[5:].isdigit()):
+            raise InputError(f"synthetic scene names look like 'scene01', got {scene!r}")
+        scene_seed = opts.seed + int(scene[5:])
+        cube = make_scene(seed=scene_seed, size=opts.size, n_materials=opts.n_materials,
+                          n_regions=opts.n_regions, n_objects=opts.n_objects)
+        return cube, {"generator": "hmifbench.datasets.synthetic.make_scene", "seed": scene_seed,
+                      "size": opts.size, "n_materials": opts.n_materials, "n_regions": opts.n_regions,
+                      "n_objects": opts.n_objects}

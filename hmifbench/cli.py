@@ -153,10 +153,12 @@ def cmd_fuse(args):
 
 
 def cmd_evaluate(args):
+    from hmifbench.metrics import DEFAULT_PROFILE, check_profile
     from hmifbench.stages import evaluate
 
     labels = _options(args.label)
-    profiles = args.profile or ["canonical"]
+    # checked before any file is read; repeated --profile: scored under each, the first is main
+    profiles = [check_profile(p) for p in (args.profile or [DEFAULT_PROFILE])]
     record = evaluate(args.run, args.reference, args.pair, args.out,
                       profile=profiles[0] if len(profiles) == 1 else profiles,
                       crop=args.crop, data_range=args.data_range, labels=labels)
@@ -184,7 +186,7 @@ def cmd_new_method(args):
 
 
 def cmd_check_method(args):
-    from hmifbench.checks import run_checks
+    from hmifbench.conformance import run_checks
 
     report = run_checks(args.name, _params(args.params), quick=not args.full, plugins=args.plugins,
                         skip=args.skip, device=args.device)
@@ -278,8 +280,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pair", required=True, help="pair folder (for the truth)")
     p.add_argument("-o", "--out", required=True, help="score .json")
     p.add_argument("--profile", action="append", metavar="PROFILE",
-                   help="metric profile (default canonical); repeat to score under several, "
-                        "the first being the record's main 'scores'")
+                   help="metric profile, one of hmifbench.metrics.PROFILES (default: its "
+                        "DEFAULT_PROFILE, canonical); repeat to score under several, the first "
+                        "being the record's main 'scores'")
     p.add_argument("--crop", type=int, default=0, help="border pixels excluded from scoring")
     p.add_argument("--data-range", type=float, default=1.0)
     p.add_argument("--label", action="append", metavar="KEY=VALUE",

@@ -1,8 +1,12 @@
 """Loading and validating the workflow configuration.
 
-The JSON schema (``workflow/schemas/config.schema.yaml``) checks structure and fills in
-defaults; :func:`validate_config` then checks meaning: that every dataset, degradation protocol
-and method exists and that every method's parameters are valid. Errors name the offending key.
+The JSON schema (``hmifbench/schemas/config.schema.yaml``, shipped with the package; the
+workflow validates with it through :func:`validate_config`) checks structure and fills in
+defaults. Names that live in code tables are put into the schema when it is loaded (the metric
+profiles of :data:`hmifbench.metrics.PROFILES` and their default), so there is one list of each.
+:func:`validate_config` then checks meaning: that every dataset, degradation protocol and method
+exists and that every method's parameters and every dataset's options are valid. All of it
+happens when the config is loaded, before any job runs; errors name the offending key.
 """
 
 from __future__ import annotations
@@ -13,7 +17,18 @@ import yaml
 
 from hmifbench.errors import ConfigError, HmifError
 
-SCHEMA_PATH = Path(__file__).resolve().parent.parent / "workflow" / "schemas" / "config.schema.yaml"
+SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / "config.schema.yaml"
+
+
+def load_schema(schema_path=SCHEMA_PATH) -> dict:
+    """The config schema, with the metric profiles' names and default filled in."""
+    from hmifbench.metrics import DEFAULT_PROFILE, PROFILES
+
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    profile = schema["properties"]["metrics"]["properties"]["profile"]
+    profile.update(enum=list(PROFILES), default=DEFAULT_PROFILE)
+    schema["properties"]["metrics"]["properties"]["extra_profiles"]["items"]["enum"] = list(PROFILES)
+    return schema
 
 
 def _key(path) -> str:
@@ -62,7 +77,7 @@ def validate_config(config: dict, schema_path=SCHEMA_PATH) -> dict:
     ConfigError
         Naming every bad key at once.
     """
-    schema = yaml.safe_load(Path(schema_path).read_text())
+    schema = load_schema(schema_path)
     errors = _schema_errors(config, schema)
     if errors:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(errors))
@@ -100,11 +115,12 @@ def _dataset_errors(name: str, spec: dict, config: dict) -> list[tuple[str, str]
 
 def _semantic_errors(config: dict) -> list[str]:
     from hmifbench import registry
-    from hmifbench.datasets import PROTOCOLS
+    from hmifbench.datasets import PROTOCOLS, config_option_errors
 
     errors = []
     for name, ds in config["datasets"].items():
         errors += [f"config key datasets.{name}{key}: {msg}" for key, msg in _dataset_errors(name, ds, config)]
+    errors += config_option_errors(config["datasets"])
     for name in config["degradations"]:
         if name not in PROTOCOLS:
             errors.append(f"config key degradations: unknown protocol {name!r} "

@@ -29,8 +29,11 @@ import math
 import numpy as np
 from scipy import ndimage, signal
 
-from hmifbench.cube import as_array
+from hmifbench.cube import Cube, as_array
 from hmifbench.errors import InputError
+
+#: The border mode of the suite's blur, used wherever none is given.
+DEFAULT_BORDER = "reflect101"
 
 BORDERS = {
     # our name: (numpy.pad mode, scipy.ndimage mode)
@@ -78,6 +81,23 @@ def gaussian_psf(size: int, sigma: float, sigma_y: float | None = None,
     return h / h.sum()
 
 
+def fwhm_gaussian_params(scale: int) -> tuple[int, float]:
+    """Size and σ of the Gaussian PSF whose FWHM is one LR pixel.
+
+    ``σ = s / (2·√(2 ln 2)) ≈ s / 2.3548`` HR pixels, size the odd integer ``2·⌈3σ⌉ + 1``:
+    the usual MTF-matched stand-in for a sensor's PSF when the true one is unknown, and the
+    PSF of the ``gauss-fwhm-x<s>`` protocols.
+    """
+    sigma = int(scale) / (2 * math.sqrt(2 * math.log(2)))
+    return 2 * math.ceil(3 * sigma) + 1, sigma
+
+
+def fwhm_gaussian_psf(scale: int) -> np.ndarray:
+    """The Gaussian PSF whose FWHM is one LR pixel (see :func:`fwhm_gaussian_params`)."""
+    size, sigma = fwhm_gaussian_params(scale)
+    return gaussian_psf(size, sigma)
+
+
 def box_psf(size: int) -> np.ndarray:
     """A (size × size) box (uniform) PSF summing to 1."""
     size = int(size)
@@ -103,6 +123,41 @@ def default_offset(scale: int) -> int:
     return max(int(scale) // 2 - 1, 0)
 
 
+def keys_weights(n_out: int, n_in: int, scale: int, offset: int, a: float = -0.5) -> np.ndarray:
+    """(n_out × n_in) matrix of Keys cubic-convolution weights (Keys 1981, a = −0.5).
+
+    HR pixel p sits at LR coordinate ``(p − offset) / scale``, the inverse of the decimation
+    phase of :func:`decimate`. Samples beyond the edge repeat the edge pixel. Rows sum to 1.
+    """
+    t = (np.arange(n_out) - offset) / scale
+    base = np.floor(t).astype(int)
+    w = np.zeros((n_out, n_in))
+    for k in range(-1, 3):
+        j = base + k
+        x = np.abs(t - j)
+        wk = np.where(x <= 1, (a + 2) * x**3 - (a + 3) * x**2 + 1,
+                      np.where(x < 2, a * x**3 - 5 * a * x**2 + 8 * a * x - 4 * a, 0.0))
+        np.add.at(w, (np.arange(n_out), np.clip(j, 0, n_in - 1)), wk)
+    return w
+
+
+def upsample_bicubic(lr, scale: int, offset: int | None = None) -> np.ndarray:
+    """Bicubic (Keys, a = −0.5) upsampling of a (h, w, B) cube to (s·h, s·w, B), float32.
+
+    LR pixel i is placed on HR pixel ``s·i + offset`` (default :func:`default_offset`), the
+    inverse of :func:`decimate`, so upsampling undoes the decimation phase exactly; samples
+    beyond the edge repeat the edge pixel. The floor every fusion method must beat.
+    """
+    lr = np.asarray(lr.data if isinstance(lr, Cube) else lr, dtype=np.float64)
+    if lr.ndim != 3:
+        raise InputError(f"upsample_bicubic: expected an (h, w, B) cube, got shape {lr.shape}")
+    offset = default_offset(scale) if offset is None else int(offset)
+    h, w, _ = lr.shape
+    a = keys_weights(h * scale, h, scale, offset)
+    b = keys_weights(w * scale, w, scale, offset)
+    return np.einsum("ph,hwc,qw->pqc", a, lr, b, optimize=True).astype(np.float32)
+
+
 def _border_modes(border: str):
     try:
         return BORDERS[border]
@@ -110,7 +165,7 @@ def _border_modes(border: str):
         raise InputError(f"unknown border mode {border!r}; choose one of {sorted(BORDERS)}") from None
 
 
-def blur(cube, psf, border: str = "reflect101") -> np.ndarray:
+def blur(cube, psf, border: str = DEFAULT_BORDER) -> np.ndarray:
     """Blur every band of ``cube`` (rows, cols, bands) with ``psf``; returns float32.
 
     Separable (rank-1) kernels are applied as two exact 1-D passes; others through FFT on an
@@ -154,7 +209,7 @@ def decimate(cube, scale: int, offset: int | None = None) -> np.ndarray:
 
 
 def spatial_degrade(cube, psf, scale: int, offset: int | None = None,
-                    border: str = "reflect101") -> np.ndarray:
+                    border: str = DEFAULT_BORDER) -> np.ndarray:
     """``decimate(blur(cube, psf, border), scale, offset)``: the LR-HSI without noise."""
     return decimate(blur(cube, psf, border), scale, offset)
 

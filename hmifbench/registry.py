@@ -1,7 +1,7 @@
 """Method discovery: the ``hmifbench.methods`` entry-point group plus plugin folders.
 
 Built-in methods are registered through entry points exactly like third-party packages.
-A plugin folder is a directory of ``*.py`` files; every :class:`~hmifbench.methods.base.Method`
+A plugin folder is a directory of ``*.py`` files; every :class:`~hmifbench.method.Method`
 subclass with a ``name`` defined in one of them is registered. Folders come from the config's
 ``plugins:`` list, :func:`add_plugin_path`, or the ``HMIFBENCH_PLUGINS`` environment variable
 (paths separated by ``os.pathsep``), which is how workflow jobs inherit them.
@@ -21,6 +21,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 
 from hmifbench.errors import InputError, MethodNotFound
+from hmifbench.method import Method
 
 GROUP = "hmifbench.methods"
 _extra_paths: list[Path] = []
@@ -45,8 +46,6 @@ def plugin_paths() -> list[Path]:
 
 
 def _method_classes(module):
-    from hmifbench.methods.base import Method
-
     for _, obj in inspect.getmembers(module, inspect.isclass):
         if issubclass(obj, Method) and obj is not Method and obj.name and obj.__module__ == module.__name__:
             yield obj

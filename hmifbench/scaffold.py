@@ -11,7 +11,7 @@ import keyword
 from dataclasses import dataclass
 from pathlib import Path
 
-from hmifbench.checks import NAME_PATTERN
+from hmifbench.method import NAME_PATTERN
 from hmifbench.errors import InputError
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"

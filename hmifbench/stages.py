@@ -19,6 +19,7 @@ import numpy as np
 from hmifbench.cube import Cube
 from hmifbench.errors import InputError
 from hmifbench.io import read_cube, read_json, write_cube, write_json
+from hmifbench.observation import DEFAULT_BORDER
 from hmifbench.provenance import measure, provenance
 
 
@@ -76,29 +77,24 @@ def prepare_pair(dataset: str, scene: str, out_dir, root=None, **options) -> Pat
     out = Path(out_dir)
     write_cube(out / "lr_hsi.hdr", lr)
     write_cube(out / "hr_msi.hdr", msi)
-    truth = {"real": True, "scale": int(scale), "offset": None, "border": "reflect101",
+    truth = {"real": True, "scale": int(scale), "offset": None, "border": DEFAULT_BORDER,
              "psf": None, "srf": None, "scene": f"{dataset}/{scene}", "options": options}
     write_json(out / "truth.json", truth)
     return out / "truth.json"
 
 
 def load_problem(pair_dir, setting: str = "known"):
-    """A :class:`~hmifbench.methods.FusionProblem` from a pair folder.
+    """A :class:`~hmifbench.method.FusionProblem` from a pair folder.
 
     ``setting="known"`` passes the true PSF and SRF; ``"blind"`` withholds both.
     """
-    from hmifbench.methods import FusionProblem
+    from hmifbench.method import FusionProblem
 
-    if setting not in ("known", "blind"):
-        raise InputError(f"setting must be 'known' or 'blind', got {setting!r}")
     pair_dir = Path(pair_dir)
     truth = read_json(pair_dir / "truth.json")
     lr, msi = read_cube(pair_dir / "lr_hsi.hdr"), read_cube(pair_dir / "hr_msi.hdr")
-    known = setting == "known" and not truth.get("real")  # a real pair has no truth to give
     try:
-        return FusionProblem(lr, msi, truth["scale"], wavelengths=lr.wavelengths,
-                             psf=truth["psf"] if known else None, srf=truth["srf"] if known else None,
-                             offset=truth.get("offset"), border=truth.get("border", "reflect101"))
+        return FusionProblem.from_truth(lr, msi, truth, setting)
     except InputError as err:
         raise InputError(f"{pair_dir}: {err}") from None
 
@@ -155,11 +151,7 @@ def fuse(method: str, pair_dir, out_dir, params=None, setting="known", seed=0, d
         state = read_json(Path(state_dir) / "state.json")["state"] if state_dir else None
         with measure(dev) as cost:
             result = m.fuse(problem, state=state, seed=seed, device=dev)
-        expected = problem.hr_msi.shape[:2] + (problem.bands,)
-        if result.hr_hsi.shape != expected:
-            raise InputError(f"method {method!r} returned shape {result.hr_hsi.shape}, expected {expected}")
-        if not np.isfinite(result.hr_hsi).all():
-            raise InputError(f"method {method!r} returned NaN or infinite values")
+        result.check(problem, method)
         write_cube(out / "hr_hsi.hdr", Cube(result.hr_hsi, problem.wavelengths))
         record.update(
             status="ok", n_params=int(result.n_params), iterations=result.iterations,
@@ -182,7 +174,7 @@ def fuse(method: str, pair_dir, out_dir, params=None, setting="known", seed=0, d
     return record
 
 
-def evaluate(run_json, reference, pair_dir, out, profile="canonical", crop: int = 0,
+def evaluate(run_json, reference, pair_dir, out, profile: str | None = None, crop: int = 0,
              data_range: float = 1.0, labels: dict | None = None) -> dict:
     """Score one fuse output against the ground truth; writes the score JSON ``out``.
 
@@ -197,7 +189,8 @@ def evaluate(run_json, reference, pair_dir, out, profile="canonical", crop: int 
     """
     from hmifbench import metrics
 
-    profiles = [profile] if isinstance(profile, str) else list(profile)
+    profiles = [profile] if profile is None or isinstance(profile, str) else list(profile)
+    profiles = [metrics.check_profile(p or metrics.DEFAULT_PROFILE) for p in profiles]
     profile = profiles[0]
     run = read_json(run_json)
     truth = read_json(Path(pair_dir) / "truth.json")

@@ -16,7 +16,8 @@ or one test per check, like scikit-learn's ``parametrize_with_checks``::
         check(method)
 
 The runs are shared between the parametrised tests of one method, so splitting costs nothing.
-See :mod:`hmifbench.checks` for what each check verifies.
+See :mod:`hmifbench.conformance` for what each check verifies; :func:`make_problem` gives
+the small simulated problem the checks use, for a plugin's own tests.
 """
 
 from __future__ import annotations
@@ -25,7 +26,10 @@ import atexit
 import json
 from functools import partial
 
-from hmifbench import checks
+from hmifbench import conformance as checks
+from hmifbench.conformance import make_problem
+
+__all__ = ["check_method", "make_problem", "parametrize_with_checks"]
 
 
 def check_method(method, params: dict | None = None, *, quick: bool = True, plugins=(),
@@ -43,7 +47,7 @@ def check_method(method, params: dict | None = None, *, quick: bool = True, plug
     plugins : sequence of paths
         Plugin folders to register before looking ``method`` up.
     skip : sequence of str
-        Checks to leave out (names in :data:`hmifbench.checks.CHECKS`).
+        Checks to leave out (names in :data:`hmifbench.conformance.CHECKS`).
     device : str
         Passed to fit/fuse.
 

@@ -6,7 +6,7 @@
 >>> gsa = methods.get("gsa")
 """
 
-from hmifbench.methods.base import Fused, FusionProblem, Method, Resources, param
+from hmifbench.method import Fused, FusionProblem, Method, Resources, param
 from hmifbench.registry import add_plugin_path, available, get, get_class, load_errors
 
 __all__ = ["Fused", "FusionProblem", "Method", "Resources", "param", "available", "get",

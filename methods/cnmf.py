@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from hmifbench.errors import InputError
-from hmifbench.methods.base import Fused, FusionProblem, Method, Resources, param
+from hmifbench.method import Fused, FusionProblem, Method, Resources, param
 
 
 # --------------------------------------------------------------------------------------------
@@ -314,7 +314,7 @@ class CNMF(Method):
             raise InputError(f"parameter 'sum_to_one' must be > 0 or None, got {p.sum_to_one}")
 
     def fuse(self, problem: FusionProblem, *, state=None, seed=0, device="auto", progress=None):
-        from hmifbench.methods._common import upsample_cubic
+        from hmifbench.observation import upsample_bicubic
         from hmifbench.observation import spatial_degrade
 
         self.check_problem(problem)
@@ -351,7 +351,7 @@ class CNMF(Method):
         # 2. HR-MSI unmixing, abundances from the upsampled LR ones.
         Ym = np.vstack([ym, np.full((1, H_ * W_), delta, dtype=np.float32)])
         Wm = np.vstack([R @ Wh[:B], np.full((1, M), delta)]).astype(np.float32)
-        Hm = upsample_cubic(Hh.T.reshape(h, w, M), s, off).reshape(-1, M).T
+        Hm = upsample_bicubic(Hh.T.reshape(h, w, M), s, off).reshape(-1, M).T
         Hm = np.ascontiguousarray(np.maximum(Hm, 0.0), dtype=np.float32)
         Wm, Hm, its = _unmix(Ym, Wm, Hm, b, "h", update_msi_w, True,
                              prm.inner_iterations, prm.inner_tol)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hmifbench.methods.base import Fused, FusionProblem, Method, Resources, param
+from hmifbench.method import Fused, FusionProblem, Method, Resources, param
 from dataclasses import dataclass
 
 
@@ -49,10 +49,11 @@ class GSA(Method):
     def fuse(self, problem: FusionProblem, *, state=None, seed=0, device="auto", progress=None):
         import numpy as np
 
-        from hmifbench.methods._common import degrade_msi, upsample_cubic
+        from hmifbench.methods._common import degrade_msi
+        from hmifbench.observation import upsample_bicubic
 
         yh = problem.lr_hsi.astype(np.float64)
-        up = upsample_cubic(yh, problem.scale, problem.offset).astype(np.float64)
+        up = upsample_bicubic(yh, problem.scale, problem.offset).astype(np.float64)
         msi = problem.hr_msi.astype(np.float64)
         msi_lr = degrade_msi(problem).astype(np.float64)
         B, b = problem.bands, problem.msi_bands

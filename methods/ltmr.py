@@ -8,7 +8,7 @@ from typing import Literal
 import numpy as np
 
 from hmifbench.errors import InputError
-from hmifbench.methods.base import Fused, FusionProblem, Method, Resources, param
+from hmifbench.method import Fused, FusionProblem, Method, Resources, param
 
 
 # --------------------------------------------------------------------------------------------
@@ -206,13 +206,13 @@ class LTMR(Method):
     solver (``pad``) and the result cropped.
 
     Blind setting: a PSF or SRF not given is estimated by
-    :func:`hmifbench.methods.hysure.estimate_degradation` (HySure's quadratic estimator) and
+    :func:`hmifbench.methods._blind.estimate_degradation` (HySure's quadratic estimator) and
     returned in :class:`Fused`.
     """
 
     name = "ltmr"
     family = "linear"
-    blind = True  # with hysure.estimate_degradation when the PSF or SRF is not given
+    blind = True  # with _blind.estimate_degradation when the PSF or SRF is not given
     needs_psf = False
     needs_srf = False
     resources = Resources(mem_mb=2000, runtime_min=30)
@@ -263,12 +263,11 @@ class LTMR(Method):
                              f"is smaller than one patch ({self.params.patch_size} pixels)")
 
     def fuse(self, problem: FusionProblem, *, state=None, seed=0, device="auto", progress=None):
-        from hmifbench.methods._common import upsample_cubic
-        from hmifbench.methods.fuse_sylvester import (SylvesterSolver,
-                                                      crop_padding,
-                                                      known_or_estimated_degradation, pad_pair,
-                                                      periodic_adjoint, resolve_pad,
-                                                      spectral_subspace, transfer_function)
+        from hmifbench.observation import upsample_bicubic
+        from hmifbench.methods._blind import known_or_estimated_degradation
+        from hmifbench.methods._sylvester import (SylvesterSolver, crop_padding, pad_pair,
+                                                  periodic_adjoint, resolve_pad,
+                                                  spectral_subspace, transfer_function)
 
         self.check_problem(problem)
         prm = self.params
@@ -307,7 +306,7 @@ class LTMR(Method):
         data_rhs += (RD.T @ ym.reshape(-1, b).T).reshape(p, H, W)
 
         coef_lr = (yh.reshape(-1, B) @ D).reshape(*yh.shape[:2], p)   # upsampling commutes with D
-        V = np.moveaxis(upsample_cubic(coef_lr, s, off).astype(np.float64), 2, 0)
+        V = np.moveaxis(upsample_bicubic(coef_lr, s, off).astype(np.float64), 2, 0)
         G = np.zeros_like(V)
         thresh = prm.eta / (2 * prm.mu)
         for it in range(prm.iterations):

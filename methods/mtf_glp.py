@@ -36,7 +36,7 @@ from typing import Literal, Optional
 import numpy as np
 
 from hmifbench.errors import InputError
-from hmifbench.methods.base import Fused, FusionProblem, Method, Resources, param
+from hmifbench.method import Fused, FusionProblem, Method, Resources, param
 
 _CITATION = (
     "B. Aiazzi, L. Alparone, S. Baronti, A. Garzelli, M. Selva, PE&RS 72(5):591-596, 2006; "
@@ -60,7 +60,7 @@ def mtf_gaussian(scale: int, gnyq: float) -> np.ndarray:
         Resolution ratio s.
     gnyq : float
         MTF gain at Nyquist, in (0, 1). 0.41 is the Gaussian whose FWHM is one LR pixel
-        (:func:`hmifbench.methods._common.default_psf`); 0.3 is the usual value for an
+        (:func:`hmifbench.observation.fwhm_gaussian_psf`); 0.3 is the usual value for an
         unspecified MS sensor (Vivone et al. 2015).
     """
     from hmifbench.observation import gaussian_psf
@@ -74,7 +74,7 @@ def mtf_gaussian(scale: int, gnyq: float) -> np.ndarray:
 def lowpass_kernel(problem: FusionProblem, lowpass: str, gnyq: Optional[float],
                    use_psf: bool) -> tuple[np.ndarray, str]:
     """The analysis kernel of the pyramid and a short description of where it came from."""
-    from hmifbench.methods._common import default_psf
+    from hmifbench.observation import fwhm_gaussian_psf
     from hmifbench.observation import box_psf
 
     s = problem.scale
@@ -83,7 +83,7 @@ def lowpass_kernel(problem: FusionProblem, lowpass: str, gnyq: Optional[float],
     if use_psf and problem.psf is not None:
         return problem.psf, "problem psf"
     if gnyq is None:
-        return default_psf(s), "default_psf (FWHM one LR pixel)"
+        return fwhm_gaussian_psf(s), "fwhm_gaussian_psf (FWHM one LR pixel)"
     return mtf_gaussian(s, gnyq), f"Gaussian, GNyq={gnyq}"
 
 
@@ -133,7 +133,7 @@ def mra_fuse(problem: FusionProblem, *, injection: str, lowpass: str, gnyq: Opti
         with Nyquist gain ``gnyq``) or the s×s average of SFIM (Liu 2000).
     gnyq : float or None
         Nyquist gain of the Gaussian used when the PSF is unknown; None uses
-        :func:`~hmifbench.methods._common.default_psf`.
+        :func:`~hmifbench.observation.fwhm_gaussian_psf`.
     use_psf : bool
         Use ``problem.psf`` as the MTF when it is given.
     detail_source : {"hypersharpening", "band_assignment"}
@@ -143,7 +143,7 @@ def mra_fuse(problem: FusionProblem, *, injection: str, lowpass: str, gnyq: Opti
     hpm_floor : float
         HPM divides by P_k,L; values below ``hpm_floor · mean(P_k,L)`` are raised to it.
     """
-    from hmifbench.methods._common import upsample_cubic
+    from hmifbench.observation import upsample_bicubic
     from hmifbench.observation import spatial_degrade
 
     s, off = problem.scale, problem.offset
@@ -153,10 +153,10 @@ def mra_fuse(problem: FusionProblem, *, injection: str, lowpass: str, gnyq: Opti
     H, W, b = problem.hr_msi.shape
     n, N = h * w, H * W
 
-    y_up = upsample_cubic(yh, s, off).reshape(N, B)
+    y_up = upsample_bicubic(yh, s, off).reshape(N, B)
     msi = problem.hr_msi.reshape(N, b).astype(np.float32)
     msi_lr = spatial_degrade(problem.hr_msi, kernel, s, off, problem.border)  # "reduce"
-    msi_low = upsample_cubic(msi_lr, s, off).reshape(N, b)                    # "expand"
+    msi_low = upsample_bicubic(msi_lr, s, off).reshape(N, b)                    # "expand"
     msi_lr = msi_lr.reshape(n, b).astype(np.float64)
     yh = yh.reshape(n, B)
     extras = {"lowpass": kernel_doc, "detail_source": detail_source}
@@ -214,7 +214,7 @@ def _validate(p) -> None:
 
 
 _GNYQ_DOC = ("MTF gain at the LR Nyquist frequency of the Gaussian low-pass used when the PSF is "
-             "unknown (or use_psf is false); null = the suite's default_psf, a Gaussian with a "
+             "unknown (or use_psf is false); null = the suite's fwhm_gaussian_psf, a Gaussian with a "
              "one-LR-pixel FWHM (GNyq = 0.41), as in gsa. 0.3 is Vivone et al.'s value for an "
              "unspecified sensor")
 _USE_PSF_DOC = "use the problem's PSF as the sensor MTF when it is given (known setting)"

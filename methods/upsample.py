@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hmifbench.methods.base import Fused, FusionProblem, Method, Resources
+from hmifbench.method import Fused, FusionProblem, Method, Resources
 
 
 class Upsample(Method):
@@ -21,6 +21,6 @@ class Upsample(Method):
     licence = "BSD-3-Clause (hmifbench)"
 
     def fuse(self, problem: FusionProblem, *, state=None, seed=0, device="auto", progress=None):
-        from hmifbench.methods._common import upsample_cubic
+        from hmifbench.observation import upsample_bicubic
 
-        return Fused(upsample_cubic(problem.lr_hsi, problem.scale, problem.offset))
+        return Fused(upsample_bicubic(problem.lr_hsi, problem.scale, problem.offset))

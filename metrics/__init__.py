@@ -15,8 +15,10 @@ from hmifbench.metrics.degradation import psf_error, srf_error
 from hmifbench.metrics.full_reference import cc, ergas, psnr, rmse, sam, ssim, uiqi
 from hmifbench.metrics.no_reference import d_lambda, d_s, qnr
 from hmifbench.metrics.profiles import (
+    DEFAULT_PROFILE,
     METRICS_VERSION,
     PROFILES,
+    check_profile,
     evaluate,
     evaluate_record,
     profile_keys,
@@ -24,9 +26,11 @@ from hmifbench.metrics.profiles import (
 from hmifbench.metrics.q2n import q2n
 
 __all__ = [
+    "DEFAULT_PROFILE",
     "METRICS_VERSION",
     "PROFILES",
     "cc",
+    "check_profile",
     "d_lambda",
     "d_s",
     "ergas",

@@ -3,7 +3,7 @@
 torch is imported inside the functions that need it, so ``hmifbench.metrics`` imports (and
 the workflow builds its DAG) without torch.
 
-Conventions (research/metrics.md §4):
+Conventions (why each was chosen: docs/metrics.md § Cost):
 
 * **parameters** — ``sum(p.numel())`` over ``module.parameters()`` (shared tensors counted
   once); trainable ones separately; buffers (e.g. BatchNorm running statistics) reported apart.

@@ -29,11 +29,10 @@ panchromatic data fusion assessment without reference", PE&RS 74(2):193–200, 2
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from hmifbench import observation
+from hmifbench.observation import DEFAULT_BORDER
 from hmifbench.errors import InputError
 
 from ._checks import _as_float_array, _check_finite, check_scale
@@ -89,7 +88,7 @@ def d_lambda(fused, lr_hsi, p: float = 1.0, window: int = UIQI_WINDOW, scale: fl
 
 
 def d_s(fused, lr_hsi, hr_msi, scale, psf=None, offset: int | None = None, q: float = 1.0,
-        window: int = UIQI_WINDOW, border: str = "reflect101") -> float:
+        window: int = UIQI_WINDOW, border: str = DEFAULT_BORDER) -> float:
     """Spatial distortion D_s (Alparone et al. 2008, eq. 5, averaged over the MSI bands).
 
     The MSI is brought to the LR grid with :func:`hmifbench.observation.spatial_degrade`
@@ -110,7 +109,7 @@ def d_s(fused, lr_hsi, hr_msi, scale, psf=None, offset: int | None = None, q: fl
 
 def qnr(fused, lr_hsi, hr_msi, scale, psf=None, offset: int | None = None, alpha: float = 1.0,
         beta: float = 1.0, p: float = 1.0, q: float = 1.0, window: int = UIQI_WINDOW,
-        border: str = "reflect101") -> dict[str, float]:
+        border: str = DEFAULT_BORDER) -> dict[str, float]:
     """QNR = (1 − D_λ)^α (1 − D_s)^β with its two terms (Alparone et al. 2008, eq. 6).
 
     Returns ``{"d_lambda": ..., "d_s": ..., "qnr": ...}``.
@@ -143,5 +142,4 @@ def _check_geometry(f, lr, m, scale) -> int:
 def _psf_or_default(psf, s: int) -> np.ndarray:
     if psf is not None:
         return observation.check_psf(psf)
-    sigma = s / (2 * math.sqrt(2 * math.log(2)))
-    return observation.gaussian_psf(2 * math.ceil(3 * sigma) + 1, sigma)
+    return observation.fwhm_gaussian_psf(s)

@@ -5,15 +5,21 @@ clipping). ``canonical`` is the suite's own; the others reproduce how a given pi
 computes its published numbers, so tables can be compared like with like:
 
 * ``canonical`` — psnr, ssim, sam, ergas, rmse, uiqi, cc as in :mod:`.full_reference`.
-* ``mossfuse`` — ``utils.Loss_valid`` of dusongcheng/MossFuse (research/mossfuse.md §7).
-* ``yokoya`` — ``QualityIndices.m`` of Yokoya's HSMSFusionToolbox (research/metrics.md §1a).
+* ``mossfuse`` — ``utils.Loss_valid`` of the authors' MossFuse release.
+* ``yokoya`` — ``QualityIndices.m`` of Yokoya's HSMSFusionToolbox.
 
-Every record made by :func:`evaluate_record` names its profile.
+The code each compatibility profile follows (repository and commit) is listed in
+docs/references.md; the formulas are in docs/metrics.md. :data:`PROFILES` is the one table of
+profiles: the config's ``metrics.profile``, the CLI's ``--profile`` and :func:`evaluate` all
+take their names and the default (:data:`DEFAULT_PROFILE`) from it. Every record made by
+:func:`evaluate_record` names its profile.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -36,23 +42,31 @@ from .q2n import Q2N_BLOCK, Q2N_SHIFT, matlab_uint16, q2n_fits, q2n_map
 #: Version of the metric definitions; bump when any number a profile produces changes.
 METRICS_VERSION = "1"
 
-_KEYS = {
-    "canonical": ("psnr", "ssim", "sam", "ergas", "rmse", "uiqi", "cc"),
-    "mossfuse": ("psnr", "rmse", "ssim", "sam", "ergas", "uiqi"),
-    "yokoya": ("psnr", "sam", "ergas", "q2n"),
-}
-
-#: Names of the available profiles; ``PROFILES[0]`` is the default.
-PROFILES: tuple[str, ...] = tuple(_KEYS)
 
 
-def profile_keys(profile: str = "canonical") -> tuple[str, ...]:
+@dataclass(frozen=True)
+class Profile:
+    """A named metric set: the keys it reports, in order, and the function computing them.
+
+    ``compute(x, y, scale, data_range) -> (scores, extra)`` takes the checked float arrays.
+    """
+
+    keys: tuple[str, ...]
+    compute: Callable
+
+
+#: The profile used wherever none is named.
+DEFAULT_PROFILE = "canonical"
+
+
+def profile_keys(profile: str = DEFAULT_PROFILE) -> tuple[str, ...]:
     """The metric keys :func:`evaluate` returns for ``profile``, in order."""
-    return _KEYS[_check_profile(profile)]
+    return PROFILES[check_profile(profile)].keys
 
 
-def _check_profile(profile: str) -> str:
-    if profile not in _KEYS:
+def check_profile(profile: str) -> str:
+    """``profile`` if it names a profile of :data:`PROFILES`, else InputError listing them."""
+    if profile not in PROFILES:
         raise InputError(f"unknown metric profile {profile!r}; choose one of {list(PROFILES)}")
     return profile
 
@@ -85,7 +99,7 @@ MOSSFUSE_UQI_WINDOW = 8       # sewar.full_ref.uqi default ws
 
 
 def _mossfuse(x, y, scale, data_range):
-    """dusongcheng/MossFuse ``utils.Loss_valid``, reproduced (research/mossfuse.md §7).
+    """The MossFuse release's ``utils.Loss_valid``, reproduced (docs/references.md).
 
     * the estimate is clipped to [0, 1] before every metric (the reference is not);
     * PSNR: per band, peak fixed at 1, mean over bands;
@@ -143,7 +157,7 @@ YOKOYA_DN_FULL_SCALE = 10000.0
 
 
 def _yokoya(x, y, scale, data_range):
-    """Yokoya's HSMSFusionToolbox ``QualityIndices.m`` (research/metrics.md §1a).
+    """Yokoya's HSMSFusionToolbox ``QualityIndices.m`` (docs/references.md).
 
     * PSNR: per band with peak max_p X_b(p) (the reference band's maximum), mean over bands;
     * SAM: as canonical (degrees, zero-norm pixels excluded; MATLAB's real(acos) of a rounded
@@ -179,12 +193,17 @@ def _yokoya(x, y, scale, data_range):
     return scores, {"sam_excluded_pixels": excluded, "q2n_dn_scale": dn_scale}
 
 
-_IMPL = {"canonical": _canonical, "mossfuse": _mossfuse, "yokoya": _yokoya}
+#: Every profile, by name (the default, :data:`DEFAULT_PROFILE`, first).
+PROFILES: dict[str, Profile] = {
+    "canonical": Profile(("psnr", "ssim", "sam", "ergas", "rmse", "uiqi", "cc"), _canonical),
+    "mossfuse": Profile(("psnr", "rmse", "ssim", "sam", "ergas", "uiqi"), _mossfuse),
+    "yokoya": Profile(("psnr", "sam", "ergas", "q2n"), _yokoya),
+}
 
 
 # ------------------------------------------------------------------------ public
 
-def evaluate_record(reference, estimate, scale, profile: str = "canonical", crop: int = 0,
+def evaluate_record(reference, estimate, scale, profile: str = DEFAULT_PROFILE, crop: int = 0,
                     data_range: float = 1.0) -> dict:
     """Score ``estimate`` against ``reference`` under a named profile, with its configuration.
 
@@ -198,24 +217,24 @@ def evaluate_record(reference, estimate, scale, profile: str = "canonical", crop
         :func:`profile_keys` lists. This shape is stable: the workflow writes it as a JSON
         score file.
     """
-    profile = _check_profile(profile)
+    profile = check_profile(profile)
     s = check_scale(scale)
     L = check_data_range(data_range)
     x, y = check_pair(reference, estimate, crop)
-    scores, extra = _IMPL[profile](x, y, s, L)
+    scores, extra = PROFILES[profile].compute(x, y, s, L)
     record = {
         "profile": profile,
         "metrics_version": METRICS_VERSION,
         "scale": s,
         "crop": check_crop(crop, (x.shape[0] + 2 * int(crop), x.shape[1] + 2 * int(crop))),
         "data_range": L,
-        "scores": {k: float(scores[k]) for k in _KEYS[profile]},
+        "scores": {k: float(scores[k]) for k in PROFILES[profile].keys},
     }
     record.update(extra)
     return record
 
 
-def evaluate(reference, estimate, scale, profile: str = "canonical", crop: int = 0,
+def evaluate(reference, estimate, scale, profile: str = DEFAULT_PROFILE, crop: int = 0,
              data_range: float = 1.0) -> dict[str, float]:
     """The metric values of ``profile`` (lower-case keys, see :func:`profile_keys`).
 

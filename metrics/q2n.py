@@ -5,7 +5,7 @@ an image of any number of bands: every pixel spectrum becomes a 2ⁿ-on (a hyper
 of the Cayley–Dickson algebra with 2ⁿ components), and the index is the UIQI of the two
 hypercomplex images computed with the algebra's product. This module computes it the way
 ``q2n.m`` of Vivone's pansharpening toolbox does (the Q2n of Yokoya's HSMSFusionToolbox
-``QualityIndices.m``; research/metrics.md §1a–1b), on float data and without the toolbox's
+``QualityIndices.m``; see docs/references.md), on float data and without the toolbox's
 ``uint16`` cast — the cast belongs to the ``yokoya`` profile (:mod:`.profiles`).
 
 References

@@ -11,7 +11,8 @@ from importlib.metadata import entry_points
 import numpy as np
 import pytest
 
-from hmifbench import checks, registry
+from hmifbench import conformance as checks
+from hmifbench import registry
 from hmifbench.cli import main
 from hmifbench.errors import InputError
 from hmifbench.methods import Fused, Method, Resources, param
@@ -36,9 +37,9 @@ class Good(Method):
         gain: float = param(1.0, "multiplies the output")
 
     def fuse(self, problem, *, state=None, seed=0, device="auto", progress=None):
-        from hmifbench.methods._common import upsample_cubic
+        from hmifbench.observation import upsample_bicubic
 
-        return Fused(self.params.gain * upsample_cubic(problem.lr_hsi, problem.scale, problem.offset))
+        return Fused(self.params.gain * upsample_bicubic(problem.lr_hsi, problem.scale, problem.offset))
 
 
 class GoodKnown(Good):
@@ -229,7 +230,7 @@ def test_parametrize_with_checks_names_cases_and_fails_with_the_fix():
 @pytest.mark.parametrize("cls, check, message, fix", [
     (WrongShape, "output", r"shape \(31, 32, 16\), expected \(32, 32, 16\)", "(H, W, B)"),
     (Nondeterministic, "determinism", "two runs with seed=0 differ", "draw every random number from the seed"),
-    (NaNOutput, "output", "1 NaN/inf value", "guard divisions"),
+    (NaNOutput, "output", "1 NaN or infinite value", "guard divisions"),
     (IgnoresBlind, "settings", "ran without the psf although it declares blind=False", "self.check_problem(problem)"),
     (RefusesWithWrongError, "settings", "raised KeyError instead of InputError", "self.check_problem(problem)"),
     (FalselyBlind, "settings", "declares blind=True but fails with psf=None", "estimate the PSF/SRF"),
@@ -334,7 +335,7 @@ def test_resources_warn_when_family_and_gpu_disagree():
 
 def test_heavy_import_at_module_level_fails_the_import_check(tmp_path, monkeypatch):
     # sqlite3 stands in for torch (same mechanism, without paying torch's import in a test).
-    monkeypatch.setattr(checks, "HEAVY_MODULES", checks.HEAVY_MODULES + ("sqlite3",))
+    monkeypatch.setattr(checks.static, "HEAVY_MODULES", checks.HEAVY_MODULES + ("sqlite3",))
     (tmp_path / "heavy_method.py").write_text(textwrap.dedent('''
         import sqlite3  # a heavy import at module level: what the check must catch
         from hmifbench.methods import Fused, Method
@@ -366,7 +367,7 @@ def test_heavy_import_at_module_level_fails_the_import_check(tmp_path, monkeypat
         registry._extra_paths.remove(tmp_path.resolve())
         registry.refresh()
     footprint = checks.import_footprint(classes)  # one interpreter: the light module first
-    light, heavy = (checks._import_result(c, footprint[c.__module__]) for c in classes)
+    light, heavy = (checks.static._import_result(c, footprint[c.__module__]) for c in classes)
     assert heavy.failed and "imports sqlite3" in heavy.message
     assert "move 'import sqlite3'" in heavy.fix and "inside fit()/fuse()" in heavy.fix
     assert light.status == "PASS", light.format()
@@ -405,7 +406,7 @@ def test_check_method_cli_exit_status_and_report(tmp_path, capsys):
         registry._extra_paths.remove(tmp_path.resolve())
         registry.refresh()
     assert rc_bad == 1 and rc_good == 0 and rc_param == 2
-    assert "FAIL  output       hr_hsi has shape (8, 8, 16), expected (32, 32, 16)" in bad
+    assert "FAIL  output       the method returned shape (8, 8, 16), expected (32, 32, 16)" in bad
     assert "fix: return an (H, W, B) array" in bad
     assert "failed" in bad.splitlines()[-1]
     assert good.splitlines()[-1].startswith("10 passed, 0 failed")

@@ -16,7 +16,7 @@ BASE = {"datasets": {"synthetic": {"scenes": ["scene01"]}}, "degradations": ["ga
 def test_defaults_are_filled():
     config = validate_config(copy.deepcopy(BASE))
     assert config["seed"] == 0 and config["setting"] == "known"
-    assert config["metrics"] == {"profile": "canonical", "crop": 0, "data_range": 1.0}
+    assert config["metrics"] == {"profile": "canonical", "extra_profiles": [], "crop": 0, "data_range": 1.0}
     assert config["methods"]["gsa"]["method"] == "gsa"
     assert config["methods"]["gsa-ridge"]["params"] == {"ridge": 0.1}
     assert config["datasets"]["synthetic"]["options"] == {}
@@ -30,6 +30,11 @@ def test_defaults_are_filled():
     (lambda c: c["methods"]["gsa"].update(params={"rigde": 1}), "config key methods.gsa: .*no parameter 'rigde'"),
     (lambda c: c.update(datasets={"cavee": {}}), "config key datasets.cavee: unknown dataset"),
     (lambda c: c.update(setting="half"), "config key setting"),
+    (lambda c: c.update(metrics={"profile": "canonicl"}),
+     r"config key metrics.profile: 'canonicl' is not one of \['canonical', 'mossfuse', 'yokoya'\]"),
+    (lambda c: c.update(metrics={"profile": 3}), "config key metrics.profile: 3 is not one of"),
+    (lambda c: c["methods"]["gsa"].update(params={"ridge": "big"}),
+     "config key methods.gsa: parameter 'ridge' must be a number, got 'big'"),
 ])
 def test_bad_keys_are_named(mutate, message):
     config = copy.deepcopy(BASE)

@@ -7,7 +7,7 @@ import pytest
 
 from hmifbench.errors import InputError
 from hmifbench.methods import FusionProblem, get
-from hmifbench.methods.fuse_sylvester import (SylvesterSolver, mad_noise_std, periodic_adjoint,
+from hmifbench.methods._sylvester import (SylvesterSolver, mad_noise_std, periodic_adjoint,
                                               periodic_degrade, regression_noise_std,
                                               transfer_function)
 from hmifbench.metrics import psnr, sam

@@ -173,7 +173,7 @@ def test_mossfuse_uiqi_matches_sewar():
 # ------------------------------------------------------------ profiles, records
 
 def test_profiles_and_keys():
-    assert M.PROFILES[0] == "canonical"
+    assert M.DEFAULT_PROFILE == "canonical" == next(iter(M.PROFILES))
     assert M.profile_keys() == ("psnr", "ssim", "sam", "ergas", "rmse", "uiqi", "cc")
     x, y = _pair()
     for p in M.PROFILES:

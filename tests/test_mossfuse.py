@@ -24,7 +24,7 @@ from hmifbench.observation import (gaussian_psf, normalise_srf, spatial_degrade,
 
 torch.set_num_threads(1)
 
-# Nikon D700 "create_F" counts (research note mossfuse.md §6), rows R, G, B over 400..700 nm.
+# Nikon D700 "create_F" counts (MossFuse dataset/resp.mat, docs/references.md), rows R, G, B over 400..700 nm.
 D700_COUNTS = np.array([
     [2, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 6, 11, 17, 21, 22, 21, 20, 20, 19, 19, 18, 18, 17, 17],
     [1, 1, 1, 1, 1, 1, 2, 4, 6, 8, 11, 16, 19, 21, 20, 18, 16, 14, 11, 7, 5, 3, 2, 2, 1, 1, 2, 2, 2, 2, 2],

@@ -63,7 +63,7 @@ def simulate(x, scale, psf):
 
 
 def gaussian(scale, widen=1.25):
-    """A Gaussian PSF wider than default_psf, so the blind setting differs from the known one."""
+    """A Gaussian PSF wider than fwhm_gaussian_psf, so the blind setting differs from the known one."""
     sigma = widen * scale / 2.3548
     return gaussian_psf(2 * int(np.ceil(3 * sigma)) + 1, sigma)
 
@@ -128,7 +128,7 @@ def test_known_setting_uses_the_psf():
     blind = get("mtf_glp").fuse(FusionProblem(yh, ym, 4))
     ignore = get("mtf_glp", use_psf=False).fuse(FusionProblem(yh, ym, 4, psf=psf, srf=srf))
     assert known.extras["lowpass"] == "problem psf"
-    assert blind.extras["lowpass"].startswith("default_psf")
+    assert blind.extras["lowpass"].startswith("fwhm_gaussian_psf")
     np.testing.assert_array_equal(blind.hr_hsi, ignore.hr_hsi)
     assert psnr(x, known.hr_hsi) > psnr(x, blind.hr_hsi)
 

@@ -385,7 +385,7 @@ def test_wavelengths_from_raster_metadata(tmp_path, describe, expected):
     import rasterio
     from rasterio.transform import from_origin
 
-    from hmifbench.datasets.readers import _raster_wavelengths
+    from hmifbench.datasets.real import raster_wavelengths
 
     path = tmp_path / "d.tif"
     with rasterio.open(path, "w", driver="GTiff", width=2, height=2, count=3, dtype="uint8",
@@ -393,7 +393,7 @@ def test_wavelengths_from_raster_metadata(tmp_path, describe, expected):
         for i in range(1, 4):
             ds.set_band_description(i, describe(i))
     with rasterio.open(path) as ds:
-        wl, _ = _raster_wavelengths(ds, 3)
+        wl, _ = raster_wavelengths(ds, 3)
     if expected is None:
         assert wl is None
     else:

@@ -67,7 +67,7 @@ def test_describe_is_plain_data():
     d = registry.get_class("gsa").describe()
     assert d["name"] == "gsa" and d["family"] == "linear"
     assert d["params"]["ridge"]["default"] == 1e-6
-    assert set(d["resources"]) == {"gpu", "mem_mb", "runtime_min", "threads"}
+    assert set(d["resources"]) == {"gpu", "mem_mb", "runtime_min", "threads", "train_runtime_min"}
 
 
 def test_listing_methods_does_not_import_torch():

@@ -54,7 +54,7 @@ def test_mossfuse_cave_config_downloads_fuses_and_tables(tmp_path, real_data_dir
     cave_zip_from_crops(archive, real_data_dir)
     config = yaml.safe_load((REPO / "config" / "mossfuse-cave.yaml").read_text())
     assert config["methods"]["mossfuse"] == {"params": {"weights": "mossfuse-cave-x32"}}
-    assert config["metrics"]["profile"] == ["mossfuse", "canonical"]
+    assert config["metrics"]["profile"] == "mossfuse" and config["metrics"]["extra_profiles"] == ["canonical"]
     assert config["datasets"]["cave"] == {"split": "test"}
     # The shipped config, on the two crops at 96×96, with two of its linear baselines.
     config["datasets"]["cave"] = {"scenes": list(CROPS), "options": {"crop": 96}}

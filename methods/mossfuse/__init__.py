@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Literal
 
 from hmifbench.errors import InputError
-from hmifbench.methods.base import Fused, FusionProblem, Method, Resources, param
+from hmifbench.method import Fused, FusionProblem, Method, Resources, param
 
 #: Model settings a release must agree with, and where each comes from in an error message.
 _SOURCES = {"width": "parameter 'width'", "blocks": "parameter 'blocks'", "heads": "parameter 'heads'",
@@ -124,7 +124,9 @@ class MossFuse(Method):
     family = "deep"
     training = "dataset"
     blind = True
-    resources = Resources(gpu=1, mem_mb=8000, runtime_min=720, threads=4)
+    # train_runtime_min caps the dataset-mode train job (the released 500-epoch schedule on one
+    # GPU); a limit, not a measurement: no GPU timing of the full schedule exists yet.
+    resources = Resources(gpu=1, mem_mb=8000, runtime_min=720, threads=4, train_runtime_min=7200)
     citation = ("S. Du, Y. Zou, Z. Wang, X. Li, Y. Li, C. Shang, Q. Shen, Unsupervised "
                 "Hyperspectral and Multispectral Image Fusion via Self-Supervised Modality "
                 "Decoupling, arXiv:2412.04802, 2024")
@@ -328,7 +330,7 @@ class MossFuse(Method):
         if folder is None:
             return record
         path = (Path(folder) / MODEL_FILE).resolve()
-        T._save_atomic(record, path)
+        T.save_atomic(record, path)
         return {"format": T.MODEL_FORMAT, "checkpoint": str(path)}
 
     def fuse(self, problem: FusionProblem, *, state=None, seed: int = 0, device: str = "auto",

@@ -3,7 +3,7 @@ decoder with Spatial- and Spectral-Aware Aggregation, and the degradation estima
 
 S. Du, Y. Zou, Z. Wang, X. Li, Y. Li, C. Shang, Q. Shen, "Unsupervised Hyperspectral and
 Multispectral Image Fusion via Self-Supervised Modality Decoupling", arXiv:2412.04802.
-Written from the project's specification (research note ``mossfuse.md`` §2–§3); the layer
+Written from the paper and a reading of the released code (docs/references.md); the layer
 layout and widths follow the authors' released configuration so that the parameter counts
 agree module by module (585,485 in total for width 48 and one block).
 

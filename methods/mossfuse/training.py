@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from hmifbench.errors import InputError
+from hmifbench.methods._deep import _progress_bar, resolve_device, save_atomic
 from hmifbench.methods.mossfuse.losses import (aggregation_loss, degradation_loss,
                                                self_supervised_loss, subspace_clustering_loss)
 from hmifbench.methods.mossfuse.degradation import context_margin
@@ -40,16 +39,6 @@ MODEL_FORMAT = "hmifbench.mossfuse.model/1"
 #: must match for a checkpoint to be resumed.
 _NOT_IN_SIGNATURE = ("iterations", "epochs", "checkpoint_dir", "checkpoint_every", "mode",
                      "weights", "finetune_iterations")
-
-
-def resolve_device(device) -> torch.device:
-    """``"auto"`` → CUDA when available, else CPU; anything else as given."""
-    if device is None or device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise InputError(f"device {device!r} was requested but CUDA is not available")
-    return dev
 
 
 @dataclass
@@ -303,23 +292,6 @@ def signature(p, seed: int, config: dict, data: str) -> dict:
     return {"seed": int(seed), "config": dict(config), "params": params, "data": data}
 
 
-def _save_atomic(obj, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".{os.getpid()}.part")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
-def _progress_bar(progress, total: int, start: int, desc: str):
-    """A tqdm bar when ``progress`` is True, or None and stderr is a terminal."""
-    show = progress if isinstance(progress, bool) else (progress is None and sys.stderr.isatty())
-    if not show:
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, initial=start, desc=desc, unit="it", dynamic_ncols=True, leave=False)
-
-
 def train(model: MossFuseNet, scenes, p, *, seed: int, device: torch.device, progress=None,
           checkpoint: Path | None = None, sig: dict | None = None, desc: str = "mossfuse") -> dict:
     """Train ``model`` in place on patches of ``scenes``; resumable through ``checkpoint``.
@@ -360,7 +332,7 @@ def train(model: MossFuseNet, scenes, p, *, seed: int, device: torch.device, pro
             bar.set_postfix({k: f"{v:.4f}" for k, v in losses.items()}, refresh=False)
         done = t + 1
         if checkpoint is not None and (done % p.checkpoint_every == 0 or done == total):
-            _save_atomic({"format": CHECKPOINT_FORMAT, "signature": sig, "iteration": done,
+            save_atomic({"format": CHECKPOINT_FORMAT, "signature": sig, "iteration": done,
                           "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                           "losses": losses}, checkpoint)
         if callable(progress) and not isinstance(progress, bool):

@@ -47,8 +47,9 @@ def _listed_scenes(dataset, split):
 
 
 def metric_profiles():
-    profile = config["metrics"]["profile"]
-    return [profile] if isinstance(profile, str) else list(profile)
+    """The main profile first, then the extra ones (each once)."""
+    metrics = config["metrics"]
+    return list(dict.fromkeys([metrics["profile"], *metrics["extra_profiles"]]))
 
 
 def test_scenes(dataset):
@@ -96,6 +97,7 @@ class Entry:
         self.gpu = over.get("gpu", res.gpu)
         self.mem_mb = over.get("mem_mb", res.mem_mb)
         self.runtime = over.get("runtime", res.runtime_min)
+        self.train_runtime = over.get("train_runtime", res.train_runtime)
         self.threads = over.get("threads", res.threads)
 
     def cli_args(self):

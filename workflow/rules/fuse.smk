@@ -32,7 +32,7 @@ for _entry in ENTRIES.values():
             resources:
                 gpu=_entry.gpu,
                 mem_mb=_entry.mem,
-                runtime=_entry.runtime * 10,
+                runtime=_entry.train_runtime,
             params:
                 method=_entry.method,
                 args=_entry.cli_args(),

@@ -3,7 +3,7 @@ plus a test of what the method is for."""
 
 import numpy as np
 
-from hmifbench.checks import make_problem
+from hmifbench.testing import make_problem
 from hmifbench.testing import parametrize_with_checks
 from hmifbench_example_plugin import MSIRegression
 

@@ -29,9 +29,9 @@ def job_environment() -> dict:
 
 
 def _upsample(problem):
-    from hmifbench.methods._common import upsample_cubic
+    from hmifbench.observation import upsample_bicubic
 
-    return upsample_cubic(problem.lr_hsi, problem.scale, problem.offset)
+    return upsample_bicubic(problem.lr_hsi, problem.scale, problem.offset)
 
 
 class _Probe(Method):

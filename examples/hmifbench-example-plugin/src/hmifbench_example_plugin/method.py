@@ -1,7 +1,8 @@
 """``msi_regression``: spectral regression of the HR-MSI, corrected by LR-HSI back-projection.
 
-Only light imports at module level (the hmifbench API and the standard library): numpy and
-scipy are imported inside :meth:`MSIRegression.fuse`, as the hmifbench plugin contract asks.
+The hmifbench plugin contract forbids only heavy imports at module level (torch, tensorflow,
+jax): listing methods and building the workflow import this module. numpy and scipy are fine:
+hmifbench itself has loaded them already.
 """
 
 from __future__ import annotations
@@ -9,8 +10,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
+from scipy import ndimage
+
 from hmifbench.errors import InputError
-from hmifbench.methods import Fused, FusionProblem, Method, Resources, param
+from hmifbench.method import Fused, FusionProblem, Method, Resources, param
+from hmifbench.observation import fwhm_gaussian_psf, spatial_degrade
 
 
 class MSIRegression(Method):
@@ -65,13 +70,9 @@ class MSIRegression(Method):
                              f"{p.backprojection_steps}")
 
     def fuse(self, problem: FusionProblem, *, state=None, seed=0, device="auto", progress=None):
-        import numpy as np
-
-        from hmifbench.observation import spatial_degrade
-
         self.check_problem(problem)
         s, offset, border = problem.scale, problem.offset, problem.border
-        psf = problem.psf if problem.psf is not None else fwhm_gaussian(s)
+        psf = problem.psf if problem.psf is not None else fwhm_gaussian_psf(s)
 
         def degrade(x):
             return spatial_degrade(x, psf, s, offset, border).astype(np.float64)
@@ -91,20 +92,9 @@ class MSIRegression(Method):
         return Fused(x.astype(np.float32), extras={"lr_residual_rmse": residual})
 
 
-def fwhm_gaussian(scale: int):
-    """A Gaussian PSF whose full width at half maximum is one LR pixel (σ = s / 2.3548)."""
-    from hmifbench.observation import gaussian_psf
-
-    sigma = scale / (2 * math.sqrt(2 * math.log(2)))
-    return gaussian_psf(2 * math.ceil(3 * sigma) + 1, sigma)
-
-
 def interpolate(lr, scale: int, offset: int):
     """Cubic-spline interpolation of (h, w, B) to (s·h, s·w, B): HR pixel p sits at LR
     coordinate (p − offset) / s, the inverse of the decimation; edges repeat."""
-    import numpy as np
-    from scipy import ndimage
-
     h, w, bands = lr.shape
     rows = (np.arange(h * scale) - offset) / scale
     cols = (np.arange(w * scale) - offset) / scale

@@ -1,0 +1,154 @@
+"""What every deep (PyTorch) method needs and no method should write again.
+
+Device choice, seeding for bitwise-reproducible CPU runs, array ↔ tensor layout, an atomic
+checkpoint writer, a resumable iteration loop that calls the ``progress`` callback and records
+the convergence curve in the form the report reads (``Fused.extras["convergence"]``).
+
+Import it inside ``fit``/``fuse`` only (it imports torch): method modules stay import-light.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from hmifbench.errors import InputError
+
+
+def resolve_device(device) -> torch.device:
+    """``"auto"`` (or None) → CUDA when available, else CPU; anything else as given."""
+    if device is None or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"device {device!r} was requested but CUDA is not available")
+    return dev
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed torch's global generator and return a CPU generator for explicit draws.
+
+    CPU kernels of torch are deterministic for a fixed thread count once seeded; on CUDA a
+    method that must be bitwise-reproducible also needs ``torch.use_deterministic_algorithms``,
+    which we do not force (it slows training and some ops refuse).
+    """
+    torch.manual_seed(int(seed))
+    return torch.Generator().manual_seed(int(seed))
+
+
+def to_nchw(cube: np.ndarray, device: torch.device) -> torch.Tensor:
+    """(rows, cols, bands) array → (1, bands, rows, cols) float32 tensor on ``device``."""
+    array = np.ascontiguousarray(np.moveaxis(np.asarray(cube, dtype=np.float32), -1, 0))
+    return torch.from_numpy(array)[None].to(device)
+
+
+def to_hwc(tensor: torch.Tensor) -> np.ndarray:
+    """(1, bands, rows, cols) tensor → (rows, cols, bands) float32 array."""
+    return tensor.detach()[0].permute(1, 2, 0).float().cpu().numpy()
+
+
+def save_atomic(obj, path: Path) -> None:
+    """``torch.save`` to a temporary name, then rename: a killed run never leaves half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".{os.getpid()}.part")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def _progress_bar(progress, total: int, start: int, desc: str):
+    """A tqdm bar when ``progress`` is True, or None and stderr is a terminal."""
+    show = progress if isinstance(progress, bool) else (progress is None and sys.stderr.isatty())
+    if not show:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=start, desc=desc, unit="it", dynamic_ncols=True, leave=False)
+
+
+class Convergence:
+    """Loss values every ``every`` iterations, as ``{"iteration": [...], name: [...]}``."""
+
+    def __init__(self, every: int, curve: dict | None = None):
+        self.every = max(1, int(every))
+        self.curve = {k: list(v) for k, v in (curve or {"iteration": []}).items()}
+
+    def record(self, iteration: int, total: int, losses: dict) -> None:
+        if iteration % self.every and iteration != total:
+            return
+        self.curve["iteration"].append(int(iteration))
+        for name, value in losses.items():
+            self.curve.setdefault(name, []).append(float(value))
+
+    def as_dict(self) -> dict:
+        return {k: list(v) for k, v in self.curve.items()}
+
+
+def run_iterations(step: Callable[[int], dict], total: int, *, modules: dict,
+                   checkpoint: Path | None = None, signature: dict | None = None,
+                   checkpoint_every: int = 500, record_every: int = 50, progress=None,
+                   desc: str = "train", start_state: dict | None = None) -> dict:
+    """Run ``step(t)`` for ``t`` in ``[start, total)``, resumable through ``checkpoint``.
+
+    Parameters
+    ----------
+    step : callable
+        One update; returns a dict of loss names to floats (Python floats or 0-d tensors).
+    total : int
+        Number of iterations in all.
+    modules : dict
+        Everything with ``state_dict``/``load_state_dict`` whose state a resume needs
+        (networks, optimisers, schedulers), by name.
+    checkpoint : Path, optional
+        Where to save every ``checkpoint_every`` iterations and at the end. An existing file is
+        resumed when its ``signature`` equals ``signature`` (else a clear error: it was written
+        by another configuration, seed or data).
+    progress : bool, None or callable
+        True/False/None: a tqdm bar (None: when stderr is a terminal); a callable is called as
+        ``progress(iteration, total, losses)`` after every step.
+
+    Returns
+    -------
+    dict
+        ``{"iterations": total, "losses": last losses, "resumed_from": start,
+        "convergence": {"iteration": [...], <loss>: [...]}}``.
+    """
+    start, losses, curve = 0, {}, None
+    if checkpoint is not None and Path(checkpoint).exists():
+        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        if state.get("signature") != signature:
+            raise InputError(f"checkpoint {checkpoint} was written by a different configuration, "
+                             "seed or data; remove it or choose another checkpoint directory")
+        for name, module in modules.items():
+            module.load_state_dict(state["modules"][name])
+        start, losses, curve = int(state["iteration"]), dict(state["losses"]), state["curve"]
+    log = Convergence(record_every, curve)
+    bar = _progress_bar(progress, total, start, desc)
+    for t in range(start, total):
+        losses = {k: float(v) for k, v in step(t).items()}
+        done = t + 1
+        log.record(done, total, losses)
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix({k: f"{v:.4g}" for k, v in losses.items()}, refresh=False)
+        if checkpoint is not None and (done % checkpoint_every == 0 or done == total):
+            save_atomic({"signature": signature, "iteration": done, "losses": losses,
+                         "curve": log.as_dict(),
+                         "modules": {n: m.state_dict() for n, m in modules.items()}}, checkpoint)
+        if callable(progress) and not isinstance(progress, bool):
+            progress(done, total, losses)
+    if bar is not None:
+        bar.close()
+    return {"iterations": total, "losses": losses, "resumed_from": start,
+            "convergence": log.as_dict()}
+
+
+def count_parameters(*modules: torch.nn.Module) -> int:
+    """Number of trainable scalars in ``modules`` (shared tensors counted once)."""
+    seen = {id(p): p for m in modules for p in m.parameters() if p.requires_grad}
+    return int(sum(p.numel() for p in seen.values()))
