@@ -10,32 +10,6 @@ def download_flags():
     return " ".join(shlex.quote(f) for f in flags)
 
 
-# One rule per release of weights that a method entry names (params: {weights: NAME}).
-for _weights in RELEASED_WEIGHTS:
-
-    rule:
-        name:
-            f"download_weights_{_weights.replace('-', '_')}"
-        output:
-            weights_file(_weights),
-        localrule: True
-        log:
-            f"results/logs/download/weights-{_weights}.log",
-        conda:
-            "../envs/hmifbench.yaml"
-        params:
-            name=_weights,
-            root=MODELS_ROOT,
-            flags=(
-                f"--base-url={shlex.quote(config['download_base_url'])}"
-                if config["download_base_url"]
-                else ""
-            ),
-        shell:
-            "hmifbench download --model {params.name} --root {params.root} {params.flags} "
-            "--no-progress > {log} 2>&1"
-
-
 def _download_rule(dataset):
     # A checkpoint when the scene list is read from the downloaded files: the DAG below it
     # is completed once the files are there (a dry run before the download stops here).
@@ -82,3 +56,26 @@ for _dataset in config["datasets"]:
             shell:
                 "hmifbench download {params.name} --root {params.root} {params.flags} "
                 "--no-progress > {log} 2>&1"
+
+
+# Every release of weights that a method entry names (params {weights NAME}) is downloaded
+# by a job of its own, before the fuse jobs that read it.
+for _weights in RELEASED_WEIGHTS:
+
+    rule:
+        name:
+            f"download_weights_{_weights.replace('-', '_')}"
+        output:
+            weights_file(_weights),
+        localrule: True
+        log:
+            f"results/logs/download/weights-{_weights}.log",
+        conda:
+            "../envs/hmifbench.yaml"
+        params:
+            name=_weights,
+            root=MODELS_ROOT,
+            flags=download_flags(),
+        shell:
+            "hmifbench download --model {params.name} --root {params.root} {params.flags} "
+            "--no-progress > {log} 2>&1"
