@@ -6,6 +6,7 @@
     python benchmarks/bench_mossfuse.py estimator [--iterations 300]
     python benchmarks/bench_mossfuse.py quality [--size 128] [--iterations 200]
     python benchmarks/bench_mossfuse.py cuda
+    python benchmarks/bench_mossfuse.py released [--weights mossfuse-cave-x32] [--threads 2] [--repeats 5]
 
 params     parameter counts per module (width 48; 1 and 3 blocks) against the released model's.
 flops      forward FLOPs (torch.utils.flop_counter, on the meta device: exact counts, no compute)
@@ -25,6 +26,11 @@ estimator  blind PSF/SRF recovery on the ``mossfuse-x32`` simulation (31×31 Gau
 quality    per-scene MossFuse against bicubic ``upsample`` (PSNR, peak 1, mean over bands) on
            synthetic scenes at ×4 and ×8 (Gaussian 7×7, σ = 2), with a reduced CPU budget.
 cuda       a short per-scene run and the 512² inference time on the GPU, when there is one.
+released   what a user of the released weights waits for: ``fuse`` on one 512² ``mossfuse-x32``
+           scene (load, checksum, key map, one forward pass), then the forward pass alone as
+           ``fuse`` runs it (eval mode, ``torch.inference_mode()``, channels-last) against the
+           same pass on NCHW tensors, per thread count, on the CPU (and on the GPU when one is
+           visible); peak resident memory of the process and the load average.
 
 Synthetic scenes come from ``hmifbench.datasets.synthetic.make_scene`` when it is installed,
 otherwise from a small generator below (smooth spectra mixed by blurred abundance maps).
@@ -320,9 +326,89 @@ def bench_cuda(args):
     return r
 
 
+def bench_released(args):
+    import os
+    import resource
+
+    import torch
+
+    from hmifbench import methods
+    from hmifbench.datasets import degrade
+    from hmifbench.methods.mossfuse import training as T
+
+    def rss_mb():
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+    from hmifbench.datasets.synthetic import make_scene
+
+    cube = make_scene(0, 512)  # a Cube: the SRF table needs its wavelengths
+    x = np.asarray(cube.data, dtype=np.float32)
+    pair = degrade(cube, "mossfuse-x32")
+    problem = methods.FusionProblem(pair.lr_hsi, pair.hr_msi, 32)
+    method = methods.get("mossfuse", weights=args.weights)
+    torch.set_num_threads(args.threads)
+    load = os.getloadavg()
+    before = rss_mb()
+    t = time.perf_counter()
+    fused = method.fuse(problem, device="cpu")
+    first = time.perf_counter() - t
+    r = {"torch": torch.__version__, "cpus": os.cpu_count(), "loadavg_before": load,
+         "fuse_first_call_s": first, "psnr_vs_truth": psnr(x, fused.hr_hsi),
+         "upsample_psnr": psnr(x, methods.get("upsample").fuse(problem).hr_hsi),
+         "rss_before_mb": before, "peak_rss_after_fuse_mb": rss_mb()}
+    print(f"load average {load}; fuse() first call {first:.2f} s (load, sha256, key map, forward); "
+          f"PSNR {r['psnr_vs_truth']:.2f} dB, upsample {r['upsample_psnr']:.2f} dB; "
+          f"peak RSS {r['peak_rss_after_fuse_mb']:.0f} MB (before {before:.0f} MB)", flush=True)
+    model, _ = method._released_model(problem)
+    sc = T.to_scene(problem)
+
+    def nchw():
+        model.to(memory_format=torch.contiguous_format).eval()
+        with torch.inference_mode():
+            model.fuse(sc.msi[None], sc.lr_hsi[None])
+
+    cases = {"channels_last (fuse's path)": lambda: T.predict(model, sc, torch.device("cpu")),
+             "nchw": nchw}
+    for threads in sorted({1, args.threads}, reverse=True):
+        torch.set_num_threads(threads)
+        times = {k: [] for k in cases}
+        cpu = {k: [] for k in cases}
+        for rep in range(args.repeats + 1):  # round 0 warms up; cases alternate within a round
+            for name, fn in cases.items():
+                w, c = time.perf_counter(), time.process_time()
+                fn()
+                if rep:
+                    times[name].append(time.perf_counter() - w)
+                    cpu[name].append(time.process_time() - c)
+        for name, t in times.items():
+            key = f"forward_512_{threads}threads_{name.split()[0]}"
+            r[key] = {"median_s": statistics.median(t), "min_s": min(t), "all_s": t,
+                      "cpu_median_s": statistics.median(cpu[name]), "loadavg": os.getloadavg()}
+            print(f"{threads} thread(s), {name:28s} wall median {statistics.median(t):.2f} s  "
+                  f"min {min(t):.2f} s  process CPU median {statistics.median(cpu[name]):.2f} s  "
+                  f"(load {os.getloadavg()[0]:.1f})", flush=True)
+    r["peak_rss_mb"] = rss_mb()
+    r["loadavg_after"] = os.getloadavg()
+    if torch.cuda.is_available():
+        dev = torch.device("cuda")
+        times = []
+        for _ in range(args.repeats + 1):
+            torch.cuda.synchronize()
+            w = time.perf_counter()
+            T.predict(model, sc, dev)
+            torch.cuda.synchronize()
+            times.append(time.perf_counter() - w)
+        r["cuda"] = {"device": torch.cuda.get_device_name(), "median_s": statistics.median(times[1:]),
+                     "max_memory_mb": torch.cuda.max_memory_allocated() / 2**20}
+    print(f"peak RSS {r['peak_rss_mb']:.0f} MB; load average after {r['loadavg_after']}", flush=True)
+    return r
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", choices=["params", "flops", "speed", "estimator", "quality", "cuda"])
+    ap.add_argument("what", choices=["params", "flops", "speed", "estimator", "quality", "cuda", "released"])
+    ap.add_argument("--weights", default="mossfuse-cave-x32",
+                    help="released weights for 'released': a registered name or a file path")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--iterations", type=int, default=None)

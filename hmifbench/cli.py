@@ -45,29 +45,67 @@ def cmd_methods(args):
     for p in args.plugins:
         registry.add_plugin_path(p)
     described = {n: registry.get_class(n).describe() for n in registry.available()}
+    released = _released_weights()
     if args.json:
-        print(json.dumps({"methods": described, "errors": registry.load_errors()}, indent=2, default=str))
+        print(json.dumps({"methods": described, "weights": released, "errors": registry.load_errors()},
+                         indent=2, default=str))
         return 0
     print(f"{'name':<14} {'family':<7} {'training':<8} {'blind':<6} {'gpu':<4} source")
     for name, d in described.items():
         print(f"{name:<14} {d['family']:<7} {d['training']:<8} {str(d['blind']):<6} "
               f"{d['resources']['gpu']:<4} {d['class']}")
+    if released:
+        print("\nreleased weights (use as params: {weights: NAME}; fetch with "
+              "'hmifbench download --model NAME'):")
+        print(f"{'name':<20} {'method':<10} {'downloaded':<10} trained on")
+        for name, w in released.items():
+            print(f"{name:<20} {w['method']:<10} {'yes' if w['downloaded'] else 'no':<10} {w['trained_on']}")
     for name, err in registry.load_errors().items():
         print(f"[not loaded] {name}: {err}", file=sys.stderr)
     return 0
 
 
+def _released_weights() -> dict:
+    """Registered releases with their record and whether they are in the models root."""
+    from hmifbench import weights
+
+    out = {}
+    for name in weights.available():
+        spec = weights.get_spec(name)
+        out[name] = {"method": spec.method, "title": spec.title, "trained_on": spec.trained_on,
+                     "config": spec.config, "size": spec.size, "sha256": spec.sha256,
+                     "url": spec.urls[0], "licence": spec.licence,
+                     "path": str(spec.path()), "downloaded": weights.is_downloaded(name)}
+    return out
+
+
 def cmd_download(args):
     from hmifbench.datasets.download import DownloadError, cli_download
 
+    if (args.name is None) == (args.model is None):
+        raise HmifError("name one dataset (hmifbench download cave) or one release of weights "
+                        "(hmifbench download --model mossfuse-cave-x32)")
     try:
-        print(cli_download(args.name, root=args.root, accept_terms=args.accept_terms or (),
+        if args.model is not None:
+            print(_download_model(args))
+            return 0
+        print(cli_download(args.name, root=args.root or "resources/datasets",
+                           accept_terms=args.accept_terms or (),
                            verify_only=args.verify, base_url=args.base_url,
                            progress=not args.no_progress))
     except DownloadError as err:  # a network or integrity failure; a retry may help
         print(f"hmifbench download: error: {err}", file=sys.stderr)
         return 1
     return 0
+
+
+def _download_model(args):
+    from hmifbench import weights
+    from hmifbench.datasets.models import download_weights
+
+    if args.verify:
+        return weights.resolve(args.model, args.root)[0]
+    return download_weights(args.model, args.root, base_url=args.base_url, progress=not args.no_progress)
 
 
 def cmd_prepare(args):
@@ -121,8 +159,10 @@ def cmd_evaluate(args):
     from hmifbench.stages import evaluate
 
     labels = _options(args.label)
-    profile = check_profile(args.profile or DEFAULT_PROFILE)  # before any file is read
-    record = evaluate(args.run, args.reference, args.pair, args.out, profile=profile,
+    # checked before any file is read; repeated --profile: scored under each, the first is main
+    profiles = [check_profile(p) for p in (args.profile or [DEFAULT_PROFILE])]
+    record = evaluate(args.run, args.reference, args.pair, args.out,
+                      profile=profiles[0] if len(profiles) == 1 else profiles,
                       crop=args.crop, data_range=args.data_range, labels=labels)
     print(json.dumps({"status": record["status"], "profile": record["profile"], **record["scores"]},
                      default=str))
@@ -225,9 +265,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="full metadata as JSON")
     p.set_defaults(func=cmd_methods)
 
-    p = sub.add_parser("download", help="fetch and verify a dataset (or check a placed one)")
-    p.add_argument("name", help="dataset name, e.g. cave")
-    p.add_argument("--root", default="resources/datasets", help="datasets folder")
+    p = sub.add_parser("download", help="fetch and verify a dataset or released weights "
+                                         "(or check placed ones)")
+    p.add_argument("name", nargs="?", help="dataset name, e.g. cave")
+    p.add_argument("--model", metavar="WEIGHTS",
+                   help="released weights instead of a dataset, e.g. mossfuse-cave-x32 "
+                        "(listed by 'hmifbench methods')")
+    p.add_argument("--root", help="datasets folder (default resources/datasets), or with --model "
+                                  "the models folder (default $HMIFBENCH_MODELS or resources/models)")
     p.add_argument("--accept-terms", action="append", metavar="NAME",
                    help="accept the terms of use of dataset NAME (gate 'terms'; repeatable)")
     p.add_argument("--verify", action="store_true", help="only check files already in place")
@@ -287,8 +332,10 @@ def build_parser() -> argparse.ArgumentParser:
                                         "(no-reference scores: D_lambda, D_s, QNR)")
     p.add_argument("--pair", required=True, help="pair folder (for the truth)")
     p.add_argument("-o", "--out", required=True, help="score .json")
-    p.add_argument("--profile", help="metric profile, one of hmifbench.metrics.PROFILES "
-                                      "(default: its DEFAULT_PROFILE, canonical)")
+    p.add_argument("--profile", action="append", metavar="PROFILE",
+                   help="metric profile, one of hmifbench.metrics.PROFILES (default: its "
+                        "DEFAULT_PROFILE, canonical); repeat to score under several, the first "
+                        "being the record's main 'scores'")
     p.add_argument("--crop", type=int, default=0, help="border pixels excluded from scoring")
     p.add_argument("--data-range", type=float, default=1.0)
     p.add_argument("--label", action="append", metavar="KEY=VALUE",

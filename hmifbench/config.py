@@ -27,6 +27,7 @@ def load_schema(schema_path=SCHEMA_PATH) -> dict:
     schema = yaml.safe_load(Path(schema_path).read_text())
     profile = schema["properties"]["metrics"]["properties"]["profile"]
     profile.update(enum=list(PROFILES), default=DEFAULT_PROFILE)
+    schema["properties"]["metrics"]["properties"]["extra_profiles"]["items"]["enum"] = list(PROFILES)
     return schema
 
 

@@ -203,6 +203,10 @@ def evaluate(run_json, reference, pair_dir, out, profile: str | None = None, cro
              data_range: float = 1.0, labels: dict | None = None) -> dict:
     """Score one fuse output against the ground truth; writes the score JSON ``out``.
 
+    ``profile`` is a metric profile or a list of them. With a list, ``profile`` and ``scores``
+    hold the first and ``scores_by_profile`` maps every profile to its scores (the tables show
+    one section per profile).
+
     A failed run gives a score record with ``status: failed`` and its error, so the tables
     can show it. Blind methods that returned a PSF/SRF get them scored against the truth.
     A real pair (``reference=None``) is scored without reference: D_λ, D_s and QNR
@@ -210,7 +214,9 @@ def evaluate(run_json, reference, pair_dir, out, profile: str | None = None, cro
     """
     from hmifbench import metrics
 
-    profile = metrics.check_profile(profile or metrics.DEFAULT_PROFILE)
+    profiles = [profile] if profile is None or isinstance(profile, str) else list(profile)
+    profiles = [metrics.check_profile(p or metrics.DEFAULT_PROFILE) for p in profiles]
+    profile = profiles[0]
     run = read_json(run_json)
     truth = read_truth(pair_dir)
     record = {**(labels or {}), "entry": run.get("entry"), "method": run.get("method"),
@@ -223,6 +229,8 @@ def evaluate(run_json, reference, pair_dir, out, profile: str | None = None, cro
               # where the report's figures find the cubes and the run record
               "paths": {"run": str(run_json), "reference": None if reference is None else str(reference),
                         "pair": str(pair_dir)}}
+    if len(profiles) > 1 and reference is not None:
+        record["profiles"] = profiles
     if reference is None:
         record["profile"] = "no-reference"
     if run.get("status") == "ok":
@@ -232,8 +240,13 @@ def evaluate(run_json, reference, pair_dir, out, profile: str | None = None, cro
             record["scores"] = _no_reference_scores(est, Path(pair_dir), truth)
         else:
             # The metrics' own record: scores plus metrics version, window, excluded pixels.
-            record.update(metrics.evaluate_record(read_cube(reference), est, truth["scale"],
+            ref = read_cube(reference)
+            record.update(metrics.evaluate_record(ref, est, truth["scale"],
                                                   profile=profile, crop=crop, data_range=data_range))
+            if len(profiles) > 1:
+                record["scores_by_profile"] = {profile: record["scores"]} | {
+                    p: metrics.evaluate(ref, est, truth["scale"], profile=p, crop=crop,
+                                        data_range=data_range) for p in profiles[1:]}
             record["degradation_scores"] = _degradation_scores(run, truth)
     record["provenance"] = provenance()
     write_json(out, record)

@@ -24,7 +24,7 @@ PLUGIN_PACKAGES = {"methods": "hmifbench.methods", "metrics": "hmifbench.metrics
 DRIVER = {"cli", "config", "stages", "registry", "scaffold", "testing", "report", "checks", "isolation",
           "plan", "site", "profiles",
           "conformance"}
-BASE = {"cube", "io", "errors", "observation", "method", "provenance", "device"}
+BASE = {"cube", "io", "errors", "observation", "method", "provenance", "device", "weights"}
 #: The one facade: hmifbench.methods re-exports the registry's available()/get() (DESIGN's API).
 ALLOWED = {("methods/__init__.py", "hmifbench.registry")}
 

@@ -16,7 +16,7 @@ BASE = {"datasets": {"synthetic": {"scenes": ["scene01"]}}, "degradations": ["ga
 def test_defaults_are_filled():
     config = validate_config(copy.deepcopy(BASE))
     assert config["seed"] == 0 and config["setting"] == "known"
-    assert config["metrics"] == {"profile": "canonical", "crop": 0, "data_range": 1.0}
+    assert config["metrics"] == {"profile": "canonical", "extra_profiles": [], "crop": 0, "data_range": 1.0}
     assert config["methods"]["gsa"]["method"] == "gsa"
     assert config["methods"]["gsa-ridge"]["params"] == {"ridge": 0.1}
     assert config["datasets"]["synthetic"]["options"] == {}

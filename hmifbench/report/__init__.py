@@ -20,16 +20,26 @@ from hmifbench.report.tables import markdown, summarise, write_tables
 
 def write_report(score_paths, out_dir, published_dirs=(), seed: int = 0,
                  n_resamples: int = 2000) -> dict:
-    """Write every table (summary, per scene, statistics, cost, published vs measured)."""
+    """Write every table (summary, per scene, statistics, cost, published vs measured).
+
+    Scores under several metric profiles: the primary profile's tables go into ``out_dir``,
+    each further profile's into ``out_dir/profile-<name>/``; the published-vs-measured table
+    (which matches each published figure to its own profile) is written once.
+    """
     from pathlib import Path
 
     from hmifbench.report import cost, published, statistics
+    from hmifbench.report.records import profile_parts
 
     df = load_scores(score_paths)
     out = Path(out_dir)
-    paths = write_tables(score_paths, out, df=df)
-    paths.update(statistics.write_statistics(df, out, seed=seed, n_resamples=n_resamples))
-    paths.update(cost.write_cost(df, out))
+    paths = {}
+    for i, (profile, part) in enumerate(profile_parts(df)):
+        target = out if i == 0 else out / f"profile-{profile}"
+        written = write_tables(score_paths, target, df=part)
+        written.update(statistics.write_statistics(part, target, seed=seed, n_resamples=n_resamples))
+        written.update(cost.write_cost(part, target))
+        paths.update(written if i == 0 else {f"{k} [{profile}]": v for k, v in written.items()})
     paths.update(published.write_published(df, out, extra_dirs=published_dirs))
     return paths
 

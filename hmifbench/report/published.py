@@ -83,9 +83,10 @@ def _measured(df: pd.DataFrame, r: dict) -> list[dict]:
     """Measured values of each entry of the result's method on its dataset."""
     runs = df[(df["method"] == r["method"]) & (df["dataset"] == r["dataset"])]
     rows = []
-    for (entry, degradation), g in runs.groupby(["entry", "degradation"], sort=True):
+    for (entry, degradation, profile), g in runs.groupby(["entry", "degradation", "profile"],
+                                                         sort=True, dropna=False):
         ok = g[g["status"] == "ok"]
-        profile = ",".join(sorted(set(ok["profile"].dropna()))) or None
+        profile = None if pd.isna(profile) else profile
         if r["metric"] == "gflops":
             values = pd.to_numeric(ok["flops"], errors="coerce").dropna() / 1e9
         else:

@@ -45,8 +45,37 @@ def _family(method, cache: dict) -> str:
     return cache[method]
 
 
+def score_rows(rec: dict, path, families: dict) -> list[dict]:
+    """The rows of one score record: one, or one per metric profile when the record was scored
+    under several (``profiles`` and ``scores_by_profile``; the first is the config's
+    ``metrics.profile``). A failed run counts as failed under every profile."""
+    row = score_row(rec, path, families)
+    profiles = rec.get("profiles") or []
+    if len(profiles) < 2:
+        return [row]
+    by_profile = rec.get("scores_by_profile") or {}
+    base = {k: v for k, v in row.items() if k in NOT_METRICS}
+    return [{**base, "profile": p, **{k: float(v) for k, v in (by_profile.get(p) or {}).items()}}
+            for p in profiles]
+
+
+def profile_parts(df: pd.DataFrame) -> list[tuple[str | None, pd.DataFrame]]:
+    """``df`` split by metric profile, the run's primary profile first (one part when all
+    rows share a profile). Rows without a profile (e.g. failed real pairs) go into every part."""
+    profiles = list(dict.fromkeys(df["profile"].dropna()))
+    if len(profiles) < 2:
+        return [(profiles[0] if profiles else None, df)]
+    unlabeled = df["profile"].isna()
+    parts = []
+    for p in profiles:
+        part = df[(df["profile"] == p) | unlabeled]
+        others = [m for m in metric_columns(part) if part[m].isna().all()]  # another profile's
+        parts.append((p, part.drop(columns=others)))
+    return parts
+
+
 def score_row(rec: dict, path, families: dict) -> dict:
-    """One table row from one score record."""
+    """One table row from one score record (its primary profile's scores)."""
     timing = rec.get("timing") or {}
     cost = rec.get("cost") or {}
     row = {k: rec.get(k) for k in ("entry", "method", "dataset", "degradation", "scene",
@@ -69,9 +98,10 @@ def score_row(rec: dict, path, families: dict) -> dict:
 
 
 def load_scores(paths) -> pd.DataFrame:
-    """One row per score file: labels, status, cost and every score (one column per metric)."""
+    """One row per score file (and metric profile, see :func:`score_rows`): labels, status,
+    cost and every score (one column per metric)."""
     families: dict = {}
-    rows = [score_row(_read(p), p, families) for p in paths]
+    rows = [row for p in paths for row in score_rows(_read(p), p, families)]
     if not rows:
         raise InputError("no score files given")
     df = pd.DataFrame(rows)

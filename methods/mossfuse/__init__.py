@@ -11,12 +11,30 @@ This module stays import-light: torch and the implementation (``network``, ``deg
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
 from hmifbench.errors import InputError
 from hmifbench.method import Fused, FusionProblem, Method, Resources, param
+
+#: Model settings a release must agree with, and where each comes from in an error message.
+_SOURCES = {"width": "parameter 'width'", "blocks": "parameter 'blocks'", "heads": "parameter 'heads'",
+            "decoupling": "parameter 'decoupling'", "psf_size": "the PSF size (parameter 'psf_size')",
+            "scale": "the problem's scale", "bands": "the problem's HSI bands",
+            "msi_bands": "the problem's MSI bands"}
+
+
+def config_mismatches(release: dict, config: dict) -> list[str]:
+    """Every setting of ``config`` (our model configuration) that differs from ``release``
+    (what the weights were trained with), as readable lines; keys absent from either are
+    not compared."""
+    out = []
+    for key, source in _SOURCES.items():
+        if key in release and key in config and release[key] != config[key]:
+            out.append(f"{source} is {config[key]!r}, the weights need {release[key]!r}")
+    return out
+
 
 #: File names written into a training directory.
 TRAIN_CHECKPOINT = "mossfuse-train.pt"
@@ -38,10 +56,21 @@ class MossFuse(Method):
 
     Modes
     -----
-    ``dataset`` (the paper's protocol): :meth:`fit` trains on patches of the train pairs and
-    returns a state; :meth:`fuse` then runs one forward pass per scene with the learned, global
-    PSF/SRF. ``per-scene``: :meth:`fuse` trains a fresh network on patches of the one pair it
-    is given (same recipe), then runs the forward pass on it; no :meth:`fit`.
+    Where the network comes from (:meth:`model_source`, the only place that decides):
+
+    * ``released`` — the ``weights`` parameter names released weights (a registered name, see
+      ``hmifbench methods``, or a file path): :meth:`fuse` loads them and runs one forward pass
+      (after ``finetune_iterations`` steps of the training recipe on the scene, if any); no
+      :meth:`fit`, no train job. ``mode`` is not used.
+    * ``dataset`` (the paper's protocol): :meth:`fit` trains on patches of the train pairs and
+      returns a state; :meth:`fuse` then runs one forward pass per scene with the learned,
+      global PSF/SRF.
+    * ``per-scene``: :meth:`fuse` trains a fresh network on patches of the one pair it is given
+      (same recipe), then runs the forward pass on it; no :meth:`fit`.
+
+    Released weights are mapped onto this network by an explicit key map (:mod:`.released`)
+    that checks every name and shape; a configuration that cannot take them (width, blocks,
+    heads, PSF size, scale, band counts) is refused with every difference named.
 
     State contract
     --------------
@@ -106,8 +135,13 @@ class MossFuse(Method):
     @dataclass
     class Params:
         mode: Literal["dataset", "per-scene"] = param(
-            "dataset", "'dataset': fit() on the train pairs, then one forward pass per scene; "
-                       "'per-scene': fuse() trains on the pair it fuses")
+            "dataset", "without weights: 'dataset': fit() on the train pairs, then one forward "
+                       "pass per scene; 'per-scene': fuse() trains on the pair it fuses")
+        weights: str = param("", "released weights, a registered name (e.g. mossfuse-cave-x32, "
+                                 "see 'hmifbench methods') or a file path: fuse() is one "
+                                 "forward pass with them, no training; '' = none")
+        finetune_iterations: int = param(0, "with weights: training steps on the scene being "
+                                            "fused before the forward pass (same recipe); 0 = none")
         iterations: int = param(0, "training iterations (Adam steps); 0 = epochs × "
                                    "max(1, patches // batch_size)")
         epochs: int = param(500, "passes over the patch grid when iterations is 0")
@@ -147,10 +181,16 @@ class MossFuse(Method):
         """Two steps of a narrow network on small patches: seconds on a CPU."""
         return {"iterations": 2, "width": 8, "patch_size": 32, "patch_stride": 32}
 
+    @staticmethod
+    def model_source(params) -> str:
+        """``"released"`` (weights given), else the ``mode``: ``"dataset"`` or ``"per-scene"``."""
+        return "released" if params.weights else params.mode
+
     @classmethod
     def trains_on_dataset(cls, params) -> bool:
-        """Only the ``dataset`` mode needs a train job; ``per-scene`` trains inside fuse()."""
-        return params.mode == "dataset"
+        """Only the ``dataset`` source needs a train job; ``per-scene`` trains inside fuse()
+        and ``released`` loads its weights there."""
+        return cls.model_source(params) == "dataset"
 
     @classmethod
     def validate_params(cls, p):
@@ -159,7 +199,7 @@ class MossFuse(Method):
         for name in positive:
             if getattr(p, name) < 1:
                 raise InputError(f"parameter {name!r} must be >= 1, got {getattr(p, name)}")
-        for name in ("iterations", "psf_size", "degradation_warmup"):
+        for name in ("iterations", "psf_size", "degradation_warmup", "finetune_iterations"):
             if getattr(p, name) < 0:
                 raise InputError(f"parameter {name!r} must be >= 0, got {getattr(p, name)}")
         if p.width % p.heads or p.width < 8:
@@ -174,6 +214,28 @@ class MossFuse(Method):
             raise InputError(f"loss weights must be finite and >= 0: {bad}")
         if not any(w > 0 for w in weights.values()):
             raise InputError("all loss weights are 0: nothing to train")
+        cls._validate_weights(p)
+
+    @classmethod
+    def _validate_weights(cls, p):
+        from hmifbench import weights as W
+        if not p.weights:
+            if p.finetune_iterations:
+                raise InputError("parameter 'finetune_iterations' needs 'weights' (to train from "
+                                 "scratch on each scene use mode: per-scene)")
+            return
+        if p.mode == "per-scene":
+            raise InputError("parameters 'weights' and mode 'per-scene' exclude each other: "
+                             "per-scene trains from scratch; to fine-tune the weights on each "
+                             "scene set finetune_iterations")
+        W.check_reference(p.weights, cls.name)
+        if p.weights in W.registry():
+            ours = {"width": p.width, "blocks": p.blocks, "heads": p.heads, "decoupling": p.decoupling}
+            if p.psf_size:
+                ours["psf_size"] = p.psf_size
+            bad = config_mismatches(W.get_spec(p.weights).config, ours)
+            if bad:
+                raise InputError(f"weights {p.weights!r} do not fit this configuration: " + "; ".join(bad))
 
     # ---------------------------------------------------------------- helpers
 
@@ -248,6 +310,8 @@ class MossFuse(Method):
 
         from hmifbench.methods.mossfuse import training as T
 
+        if self.model_source(self.params) == "released":
+            raise InputError("mossfuse with 'weights' needs no fit(): fuse() loads the weights")
         problems = self._as_problems(pairs)
         self._check_pairs(problems)
         config = self._config(problems)
@@ -271,8 +335,9 @@ class MossFuse(Method):
 
     def fuse(self, problem: FusionProblem, *, state=None, seed: int = 0, device: str = "auto",
              progress=None) -> Fused:
-        """Fuse one scene: one forward pass with a fitted ``state`` (mode ``dataset``), or
-        train on this pair first (mode ``per-scene``; ``state`` is ignored)."""
+        """Fuse one scene: one forward pass with released ``weights`` (optionally fine-tuned on
+        this pair first) or a fitted ``state`` (mode ``dataset``), or train on this pair first
+        (mode ``per-scene``); ``state`` is used by ``dataset`` only."""
         import torch
 
         from hmifbench.methods.mossfuse import training as T
@@ -281,7 +346,17 @@ class MossFuse(Method):
         self.check_problem(problem)
         dev = T.resolve_device(device)
         info = {}
-        if self.params.mode == "per-scene":
+        source = self.model_source(self.params)
+        release = {}
+        if source == "released":
+            model, release = self._released_model(problem)
+            if self.params.finetune_iterations:
+                self._check_geometry([problem])
+                torch.manual_seed(seed)
+                budget = replace(self.params, iterations=self.params.finetune_iterations)
+                info = T.train(model, [T.to_scene(problem)], budget, seed=seed, device=dev,
+                               progress=progress, desc="mossfuse fine-tune")
+        elif source == "per-scene":
             self._check_geometry([problem])
             config = self._config([problem])
             torch.manual_seed(seed)
@@ -306,12 +381,42 @@ class MossFuse(Method):
         deg = T.estimated_degradation(model)
         table = parameter_table(model)
         cov = deg["covariance"]
-        extras = {"mode": self.params.mode, "n_params_inference": table["inference"],
+        extras = {"mode": source, **release, "n_params_inference": table["inference"],
                   "psf_sigma_px": [math.sqrt(cov[0, 0]), math.sqrt(cov[1, 1])],
                   "psf_covariance": cov.tolist(), "srf_raw_min": deg["srf_raw_min"],
                   "final_losses": info.get("losses", {}), "device": str(dev)}
         return Fused(hr, psf=deg["psf"], srf=deg["srf"], n_params=table["total"],
                      iterations=info.get("iterations"), extras=extras)
+
+    def _released_model(self, problem):
+        """The network with the released weights, and a record of them for ``extras``.
+
+        Raises InputError naming every setting (parameters, the problem's scale and band
+        counts) that differs from what the weights were trained with."""
+        from hmifbench import weights as W
+        from hmifbench.methods.mossfuse import released as R
+        from hmifbench.methods.mossfuse import training as T
+
+        path, spec = W.resolve(self.params.weights)
+        state = R.read_checkpoint(path)
+        release = R.infer_config(state)
+        if spec is not None:
+            stated = {k: v for k, v in spec.config.items() if k in release and v != release[k]}
+            if stated:
+                raise InputError(f"{path}: the registry states {stated} for {spec.name!r}, the file "
+                                 f"holds {release}")
+            release = {**spec.config, **release}
+        config = self._config([problem])
+        bad = config_mismatches(release, config)
+        if bad:
+            raise InputError(f"weights {self.params.weights!r} cannot be used here:\n  "
+                             + "\n  ".join(bad))
+        model = T.build_model(config)
+        expected = {k: v.shape for k, v in model.state_dict().items()}
+        model.load_state_dict(R.to_ours(state, expected))
+        record = {"weights": self.params.weights,
+                  "weights_sha256": spec.sha256 if spec is not None else W.sha256_of(path)}
+        return model, record
 
     def _load_state(self, state):
         import torch

@@ -44,17 +44,26 @@ def subspace_clustering_loss(fys, fyc, fxs, fxc) -> torch.Tensor:
     return torch.logsumexp(logits, dim=0) - pos
 
 
-def self_supervised_loss(out: dict, msi, lr_hsi, upsample, scale: int, offset: int) -> torch.Tensor:
-    """L_SCT = ‖Y − Ŷ‖₁ + ‖x − x̂[off::s, off::s]‖₁ + ‖up(ŷ_x) − ŷ‖₁ + ‖up(ŷ_Y) − ŷ‖₁.
+def self_supervised_terms(out: dict, msi, lr_hsi, upsample, scale: int, offset: int) -> dict:
+    """The four L_SCT terms by name: ``msi_rec`` ‖Y − Ŷ‖₁, ``hsi_rec_at_lr_grid``
+    ‖x − x̂[off::s, off::s]‖₁, ``lr_msi_vs_hsi_branch`` ‖up(ŷ_x) − ŷ‖₁ and
+    ``lr_msi_vs_msi_branch`` ‖up(ŷ_Y) − ŷ‖₁.
 
     The HSI decoder draws x̂ on the HR grid; it is sampled back at the decimation phase. ŷ is
     the LR decoder's LR-MSI on the HR grid, compared with the two degradation-based LR-MSIs
     upsampled bilinearly by s (these are targets: no gradient into the degradation).
     """
     hsi_lr = out["hsi_rec"][:, :, offset::scale, offset::scale]
-    return (F.l1_loss(out["msi_rec"], msi) + F.l1_loss(hsi_lr, lr_hsi)
-            + F.l1_loss(upsample(out["lr_msi_from_hsi"].detach()), out["lr_msi"])
-            + F.l1_loss(upsample(out["lr_msi_from_msi"].detach()), out["lr_msi"]))
+    return {"msi_rec": F.l1_loss(out["msi_rec"], msi),
+            "hsi_rec_at_lr_grid": F.l1_loss(hsi_lr, lr_hsi),
+            "lr_msi_vs_hsi_branch": F.l1_loss(upsample(out["lr_msi_from_hsi"].detach()), out["lr_msi"]),
+            "lr_msi_vs_msi_branch": F.l1_loss(upsample(out["lr_msi_from_msi"].detach()), out["lr_msi"])}
+
+
+def self_supervised_loss(out: dict, msi, lr_hsi, upsample, scale: int, offset: int) -> torch.Tensor:
+    """L_SCT = ‖Y − Ŷ‖₁ + ‖x − x̂[off::s, off::s]‖₁ + ‖up(ŷ_x) − ŷ‖₁ + ‖up(ŷ_Y) − ŷ‖₁, the sum
+    of :func:`self_supervised_terms`."""
+    return sum(self_supervised_terms(out, msi, lr_hsi, upsample, scale, offset).values())
 
 
 def degradation_loss(out: dict) -> torch.Tensor:

@@ -37,7 +37,8 @@ MODEL_FORMAT = "hmifbench.mossfuse.model/1"
 
 #: Params fields that do not change what training computes (budget, I/O); everything else
 #: must match for a checkpoint to be resumed.
-_NOT_IN_SIGNATURE = ("iterations", "epochs", "checkpoint_dir", "checkpoint_every", "mode")
+_NOT_IN_SIGNATURE = ("iterations", "epochs", "checkpoint_dir", "checkpoint_every", "mode",
+                     "weights", "finetune_iterations")
 
 
 @dataclass

@@ -4,7 +4,7 @@
 import json
 import os
 
-from hmifbench import registry
+from hmifbench import registry, weights
 from hmifbench.config import validate_config
 from hmifbench.datasets import get_dataset
 from hmifbench.provenance import config_hash
@@ -22,12 +22,18 @@ os.environ["HMIFBENCH_CONFIG_HASH"] = CONFIG_HASH
 os.environ.setdefault("HMIFBENCH_RETRIES", "")
 
 
+# Released weights named in method params are looked up under the config's models root.
+os.environ[weights.MODELS_ROOT_ENV] = config["models_root"]
+
+
 envvars:
     "HMIFBENCH_CONFIG_HASH",
     "HMIFBENCH_RETRIES",
+    weights.MODELS_ROOT_ENV,
 
 
 DATA_ROOT = config["data_root"]
+MODELS_ROOT = config["models_root"]
 
 
 wildcard_constraints:
@@ -42,6 +48,12 @@ def _listed_scenes(dataset, split):
         # Wait for the download checkpoint; raises "incomplete" until the files are there.
         getattr(checkpoints, f"download_{dataset}").get()
     return ds.scenes(split, root=f"{DATA_ROOT}/{dataset}")
+
+
+def metric_profiles():
+    """The main profile first, then the extra ones (each once)."""
+    metrics = config["metrics"]
+    return list(dict.fromkeys([metrics["profile"], *metrics["extra_profiles"]]))
 
 
 def test_scenes(dataset):
@@ -83,6 +95,9 @@ class Entry:
         self.setting = spec.get("setting", config["setting"])
         self.rule = name.replace("-", "_")
         self.trains = self.cls.trains_on_dataset(self.cls.make_params(**self.params))
+        # A registered release in params.weights is downloaded by its own rule (download.smk).
+        ref = self.params.get("weights")
+        self.weights = ref if isinstance(ref, str) and ref in weights.registry() else None
         res = self.cls.resources
         over = spec.get("resources", {})
         self.gpu = over.get("gpu", res.gpu)
@@ -155,6 +170,13 @@ def site_resources(gpu):
 
 def entry_gpu(wildcards):
     return ENTRIES[wildcards.entry].gpu
+
+
+def weights_file(name):
+    return str(weights.get_spec(name).path(MODELS_ROOT))
+
+
+RELEASED_WEIGHTS = sorted({e.weights for e in ENTRIES.values() if e.weights})
 
 
 def fuse_group(entry):

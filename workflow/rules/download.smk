@@ -56,3 +56,27 @@ for _dataset in config["datasets"]:
             shell:
                 "hmifbench download {params.name:q} --root {params.root:q} {params.flags:q} "
                 "--no-progress > {log:q} 2>&1"
+
+
+
+# Every release of weights that a method entry names (params {weights NAME}) is downloaded
+# by a job of its own, before the fuse jobs that read it.
+for _weights in RELEASED_WEIGHTS:
+
+    rule:
+        name:
+            f"download_weights_{_weights.replace('-', '_')}"
+        output:
+            weights_file(_weights),
+        localrule: True
+        log:
+            f"results/logs/download/weights-{_weights}.log",
+        conda:
+            "../envs/hmifbench.yaml"
+        params:
+            name=_weights,
+            root=MODELS_ROOT,
+            flags=download_flags(),
+        shell:
+            "hmifbench download --model {params.name:q} --root {params.root:q} {params.flags:q} "
+            "--no-progress > {log:q} 2>&1"

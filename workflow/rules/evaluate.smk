@@ -15,7 +15,7 @@ rule evaluate:
     group:
         lambda wc: fuse_group(wc.entry)
     params:
-        profile=config["metrics"]["profile"],
+        profile=[f"--profile={p}" for p in metric_profiles()],  # a list: :q quotes each
         crop=config["metrics"]["crop"],
         data_range=config["metrics"]["data_range"],
     resources:
@@ -24,7 +24,7 @@ rule evaluate:
         **site_resources(entry_gpu),
     shell:
         "hmifbench evaluate {input.run:q} --reference {input.reference:q} "
-        "--pair \"$(dirname {input.truth:q})\" -o {output:q} --profile {params.profile:q} "
+        "--pair \"$(dirname {input.truth:q})\" -o {output:q} {params.profile:q} "
         "--crop {params.crop:q} --data-range {params.data_range:q} "
         "--label dataset={wildcards.dataset:q} --label degradation={wildcards.degradation:q} "
         "--label scene={wildcards.scene:q} > {log:q} 2>&1"

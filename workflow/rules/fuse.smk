@@ -52,6 +52,7 @@ for _entry in ENTRIES.values():
                 if _entry.trains
                 else []
             ),
+            weights=weights_file(_entry.weights) if _entry.weights else [],
         output:
             f"results/fused/{_entry.name}/{{dataset}}/{{degradation}}/{{scene}}/run.json",
         log:
