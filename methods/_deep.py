@@ -152,3 +152,39 @@ def count_parameters(*modules: torch.nn.Module) -> int:
     """Number of trainable scalars in ``modules`` (shared tensors counted once)."""
     seen = {id(p): p for m in modules for p in m.parameters() if p.requires_grad}
     return int(sum(p.numel() for p in seen.values()))
+
+
+def _pad_torch(x: torch.Tensor, pads: tuple[int, int, int, int], border: str) -> torch.Tensor:
+    """Pad the last two axes of ``x`` by (left, right, top, bottom) as
+    :mod:`hmifbench.observation` extends an image for its blur (same border names)."""
+    if not any(pads):
+        return x
+    if border == "reflect101":
+        return torch.nn.functional.pad(x, pads, mode="reflect")
+    if border == "wrap":
+        return torch.nn.functional.pad(x, pads, mode="circular")
+    if border == "zero":
+        return torch.nn.functional.pad(x, pads, mode="constant", value=0.0)
+    if border == "symmetric":  # edge sample repeated: b a | a b c d | d c (torch has no mode)
+        left, right, top, bottom = pads
+        x = torch.cat([x[..., :left].flip(-1), x, x[..., x.shape[-1] - right:].flip(-1)], dim=-1)
+        return torch.cat([x[..., :top, :].flip(-2), x, x[..., x.shape[-2] - bottom:, :].flip(-2)],
+                         dim=-2)
+    raise InputError(f"unknown border mode {border!r}; choose reflect101, symmetric, wrap or zero")
+
+
+def spatial_degrade_torch(x: torch.Tensor, psf: torch.Tensor, scale: int, offset: int,
+                          border: str = "reflect101") -> torch.Tensor:
+    """The suite's blur-and-decimate on an (N, C, H, W) tensor, differentiable in ``x`` and ``psf``.
+
+    Equals :func:`hmifbench.observation.spatial_degrade` (kernel centre ``(k − 1) // 2``, LR
+    pixel i = blurred HR pixel ``s·i + offset``, the same border), computed as one strided
+    convolution shared by all channels, so it costs 1/s² of a full blur.
+    """
+    k0, k1 = psf.shape[-2:]
+    c0, c1 = (k0 - 1) // 2, (k1 - 1) // 2
+    channels = x.shape[1]
+    padded = _pad_torch(x, (c1, k1 - 1 - c1, c0, k0 - 1 - c0), border)
+    weight = psf.reshape(1, 1, k0, k1).to(x.dtype).expand(channels, 1, k0, k1)
+    return torch.nn.functional.conv2d(padded[..., offset:, offset:], weight, stride=scale,
+                                      groups=channels)

@@ -68,3 +68,21 @@ def test_progress_callback_sees_every_iteration():
     seen = []
     _deep.run_iterations(step, 3, modules={}, progress=lambda i, n, losses: seen.append((i, n)))
     assert seen == [(1, 3), (2, 3), (3, 3)]
+
+
+@pytest.mark.parametrize("border", ["reflect101", "symmetric", "wrap", "zero"])
+@pytest.mark.parametrize("scale,size,shape", [(8, 23, (48, 40, 3)), (3, 5, (9, 12, 2)),
+                                              (4, 4, (16, 16, 1))])
+def test_spatial_degrade_torch_equals_the_observation_model(border, scale, size, shape):
+    from hmifbench.methods._deep import spatial_degrade_torch
+    from hmifbench.observation import gaussian_psf, spatial_degrade
+
+    x = np.random.default_rng(0).random(shape).astype(np.float32)
+    psf = gaussian_psf(size, 1.7, 2.3, 30)  # anisotropic and rotated: not separable
+    for offset in sorted({0, max(scale // 2 - 1, 0), scale - 1}):
+        want = spatial_degrade(x, psf, scale, offset, border)
+        got = _deep.to_hwc(spatial_degrade_torch(_deep.to_nchw(x, torch.device("cpu")),
+                                           torch.tensor(psf, dtype=torch.float32), scale, offset,
+                                           border))
+        assert got.shape == want.shape
+        np.testing.assert_allclose(got, want, atol=1e-5)
