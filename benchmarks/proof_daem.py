@@ -7,6 +7,8 @@ DAEM trains on a dataset, so each crop is fused by a model trained on the *other
 (``--train loo``, default: the test scene is never seen in training) or on synthetic
 ColorChecker scenes (``--train synthetic``), then adapted on the test pair. Prints PSNR, SAM,
 ERGAS, time and iterations for DAEM and the linear baselines, and the load average.
+
+    python benchmarks/proof_daem.py --flops    # forward FLOPs at 512² (metrics/cost), no data
 """
 
 from __future__ import annotations
@@ -33,6 +35,22 @@ def train_problems(name, crops, mode, setting):
                               PROTOCOL, setting)[0] for s in range(4)]
 
 
+def flops(size: int = 512, scale: int = 32) -> None:
+    """FLOPs of the read-out g_μ(f_A(Y_m)) and of one adaptation step's forward at size²."""
+    import torch
+
+    from hmifbench.metrics.cost import count_flops
+    from hmifbench.methods.daem import model as M
+
+    net = M.build({"bands": 31, "msi_bands": 3, "degradation": "learned", "psf_size": scale}, 0)
+    hr = torch.rand(size * size, 3)
+    lr = torch.rand((size // scale) ** 2, 16)
+    read_out = count_flops(lambda: net.mean(net.encoder(hr)))
+    adapt = count_flops(lambda: net.decode(lr, torch.Generator().manual_seed(0)))
+    print(f"{size}² ×{scale}: read-out {read_out['flops'] / 1e9:.3f} GFLOPs, adaptation step "
+          f"forward {adapt['flops'] / 1e6:.3f} MFLOPs (2 FLOPs per multiply-add)")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=_proof.DEFAULT_DATA)
@@ -43,7 +61,10 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--crops", nargs="*", default=None, help="crop names (default: all)")
     ap.add_argument("--linear", nargs="*", default=list(_proof.LINEAR))
+    ap.add_argument("--flops", action="store_true", help="print forward FLOPs and exit")
     args = ap.parse_args(argv)
+    if args.flops:
+        return flops()
 
     from hmifbench import registry
 
