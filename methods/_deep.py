@@ -18,6 +18,7 @@ import torch
 
 from hmifbench.errors import InputError
 from hmifbench.io import atomic_path
+from hmifbench.observation import DEFAULT_BORDER
 
 
 def resolve_device(device) -> torch.device:
@@ -152,8 +153,8 @@ def count_parameters(*modules: torch.nn.Module) -> int:
     return int(sum(p.numel() for p in seen.values()))
 
 
-def blur_decimate(x: torch.Tensor, psf: torch.Tensor, scale: int, offset: int,
-                  border: str = "reflect101") -> torch.Tensor:
+def spatial_degrade_torch(x: torch.Tensor, psf: torch.Tensor, scale: int, offset: int,
+                          border: str = DEFAULT_BORDER) -> torch.Tensor:
     """The suite's spatial degradation in torch: ``decimate(blur(x, psf, border), scale, offset)``.
 
     Same conventions as :func:`hmifbench.observation.spatial_degrade` (kernel centre

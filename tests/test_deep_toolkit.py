@@ -72,7 +72,7 @@ def test_progress_callback_sees_every_iteration():
 
 @pytest.mark.parametrize("border", ["reflect101", "symmetric", "wrap", "zero"])
 @pytest.mark.parametrize("scale,offset,ksize", [(8, 3, 23), (4, 1, 5), (4, 0, 4), (3, 2, 7)])
-def test_blur_decimate_equals_the_suites_spatial_degradation(border, scale, offset, ksize):
+def test_spatial_degrade_torch_equals_the_suites_spatial_degradation(border, scale, offset, ksize):
     from hmifbench.observation import spatial_degrade
 
     rng = np.random.default_rng(0)
@@ -80,14 +80,14 @@ def test_blur_decimate_equals_the_suites_spatial_degradation(border, scale, offs
     psf = rng.random((ksize, ksize + 1))  # no symmetry, not square: catches flips and shifts
     psf /= psf.sum()
     expected = spatial_degrade(x, psf, scale, offset, border)
-    got = _deep.blur_decimate(_deep.to_nchw(x, torch.device("cpu")),
+    got = _deep.spatial_degrade_torch(_deep.to_nchw(x, torch.device("cpu")),
                               torch.as_tensor(psf, dtype=torch.float32), scale, offset, border)
     np.testing.assert_allclose(_deep.to_hwc(got), expected, atol=2e-6)
 
 
-def test_blur_decimate_refuses_an_unknown_border():
+def test_spatial_degrade_torch_refuses_an_unknown_border():
     with pytest.raises(InputError, match="border"):
-        _deep.blur_decimate(torch.zeros(1, 1, 8, 8), torch.ones(3, 3) / 9, 4, 1, "mirror")
+        _deep.spatial_degrade_torch(torch.zeros(1, 1, 8, 8), torch.ones(3, 3) / 9, 4, 1, "mirror")
 
 
 def test_problem_fingerprint_changes_with_the_data_and_the_degradation():

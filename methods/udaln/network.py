@@ -48,7 +48,7 @@ class KnownPSF(nn.Module):
         self.scale, self.offset, self.border = int(scale), int(offset), border
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        return _deep.blur_decimate(image, self.kernel, self.scale, self.offset, self.border)
+        return _deep.spatial_degrade_torch(image, self.kernel, self.scale, self.offset, self.border)
 
 
 def srf_support(srf: np.ndarray | None, msi_bands: int, bands: int) -> np.ndarray:
