@@ -8,19 +8,30 @@ Every registered deep method except MossFuse (covered by its own tests) runs wit
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import pandas as pd
 import pytest
 import yaml
 
 from hmifbench import methods
-from tests.conftest import REPO  # noqa: F401  (the Snakefile's folder)
-from tests.test_workflow import snakemake
+from tests.conftest import REPO
 
 pytestmark = pytest.mark.integration
 
 DEEP = sorted(n for n in methods.available()
               if n != "mossfuse" and methods.get_class(n).family == "deep")
+
+
+def snakemake(workdir, *args, timeout=600):
+    # ``python -m snakemake`` and this interpreter's bin/ first on PATH (the rules call
+    # ``hmifbench``): the environment need not be activated.
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory",
+           str(workdir), "--configfile", str(workdir / "config.yaml"), *args]
+    env = {**os.environ, "PATH": f"{os.path.dirname(sys.executable)}{os.pathsep}{os.environ.get('PATH', '')}"}
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +48,7 @@ def deep_run(tmp_path_factory):
                                          "options": {"size": 32}}},
               "degradations": ["gauss-fwhm-x4"], "methods": entries}
     (work / "config.yaml").write_text(yaml.safe_dump(config))
-    result = snakemake(work, "--cores", "2", timeout=600)
+    result = snakemake(work, "--cores", "2")
     assert result.returncode == 0, result.stderr[-3000:]
     return work
 
