@@ -2,7 +2,12 @@
 
     python benchmarks/proof_cucanet.py [--crops balloons chart_toy feathers] [--threads 2]
         [--iterations N] [--width W] [--endmembers K] [--lr LR] [--setting known|blind]
-        [--linear all|none]
+        [--linear all|gsa|none]
+    python benchmarks/proof_cucanet.py --flops
+
+``--flops`` prints the forward FLOPs of the paper-size network (width 512, K 128) at 512²
+×32, 512² ×8 and 128² ×8 (``hmifbench.metrics.cost.count_flops`` on the meta device: shapes
+only, nothing computed) and exits.
 
 Each crop (``cave_*_crop*`` under ``../shared/data/real``, variable ``Omsi``, 31 bands at
 400–700 nm) is cut to a multiple of 8 (centred) and degraded with ``gauss-fwhm-x8``; CUCaNet
@@ -75,6 +80,20 @@ def score(method: str, params: dict, problem, truth) -> dict:
             "iterations": fused.iterations, "n_params": fused.n_params}
 
 
+def print_flops() -> None:
+    import torch
+
+    from hmifbench.methods.cucanet import network as N
+    from hmifbench.metrics.cost import count_flops
+
+    for size, s in ((512, 32), (512, 8), (128, 8)):
+        with torch.device("meta"):
+            net = N.CUCaNet(31, 3, s, (size // s, size // s))
+            yh, ym = torch.empty(1, 31, size // s, size // s), torch.empty(1, 3, size, size)
+        f = count_flops(net, yh, ym)
+        print(f"{size}² ×{s}: forward {f['flops'] / 1e9:.1f} GFLOPs ({f['macs'] / 1e9:.1f} GMACs)")
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--crops", nargs="+", default=list(CROPS), choices=list(CROPS))
@@ -85,7 +104,11 @@ def main(argv=None) -> None:
     ap.add_argument("--lr", type=float, default=5e-3)
     ap.add_argument("--setting", choices=["known", "blind"], default="known")
     ap.add_argument("--linear", choices=["all", "gsa", "none"], default="all")
+    ap.add_argument("--flops", action="store_true")
     args = ap.parse_args(argv)
+    if args.flops:
+        print_flops()
+        return
 
     import torch
 

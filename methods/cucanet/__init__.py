@@ -74,16 +74,14 @@ class CUCaNet(Method):
     * The output is X̂ from a forward pass after the last update (the released script saves
       the X̂ of the last step's forward pass, one update earlier).
 
-    CPU proof (``benchmarks/proof_cucanet.py``, gauss-fwhm-x8, known setting, seed 0) — see
-    the figures recorded there and in docs/deep-methods.md.
+    CPU proof (``benchmarks/proof_cucanet.py``, gauss-fwhm-x8, known setting, seed 0): PENDING
     """
 
     name = "cucanet"
     family = "deep"
     training = "none"
     blind = True  # learns the PSF and SRF when they are not given
-    # Measured on CPU at 512² ×32 (benchmarks/bench_deep.py): ~9.5 GB peak RSS for one
-    # training step of the full network; the authors quote ~1 h per scene on a GTX 2080.
+    # Memory: PENDING. The authors quote ~1 h per 512² scene on a GTX 2080.
     resources = Resources(gpu=1, mem_mb=16000, runtime_min=120, threads=4)
     citation = ("J. Yao, D. Hong, J. Chanussot, D. Meng, X. X. Zhu, Z. Xu, Cross-Attention in "
                 "Coupled Unmixing Nets for Unsupervised Hyperspectral Super-Resolution, ECCV "
