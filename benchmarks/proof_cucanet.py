@@ -68,7 +68,7 @@ def problem_of(cube, setting: str):
                          offset=t["offset"], border=t["border"])
 
 
-def score(method: str, params: dict, problem, truth) -> dict:
+def score(method: str, params: dict, problem, truth, save: str = "") -> dict:
     from hmifbench import methods, metrics
 
     m = methods.get(method, **params)
@@ -76,6 +76,11 @@ def score(method: str, params: dict, problem, truth) -> dict:
     fused = m.fuse(problem, seed=0, device="cpu")
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     s = metrics.evaluate(truth, fused.hr_hsi, problem.scale)
+    if save:
+        np.save(save, fused.hr_hsi)
+    if fused.extras.get("final_losses"):
+        print(f"# {method} final losses: "
+              + ", ".join(f"{k} {v:.4g}" for k, v in fused.extras["final_losses"].items()))
     return {"method": method, "psnr": s["psnr"], "sam": s["sam"], "seconds": seconds, "cpu_s": cpu,
             "iterations": fused.iterations, "n_params": fused.n_params}
 
@@ -104,6 +109,9 @@ def main(argv=None) -> None:
     ap.add_argument("--lr", type=float, default=5e-3)
     ap.add_argument("--setting", choices=["known", "blind"], default="known")
     ap.add_argument("--linear", choices=["all", "gsa", "none"], default="all")
+    ap.add_argument("--abundance", choices=["clamp", "softmax"], default="clamp")
+    ap.add_argument("--save", default="", help="folder to save each crop's CUCaNet output (.npy)")
+    ap.add_argument("--no-cucanet", action="store_true", help="only the comparison methods")
     ap.add_argument("--flops", action="store_true")
     args = ap.parse_args(argv)
     if args.flops:
@@ -114,7 +122,7 @@ def main(argv=None) -> None:
 
     torch.set_num_threads(args.threads)
     params = {"iterations": args.iterations, "width": args.width,
-              "endmembers": args.endmembers, "lr": args.lr}
+              "endmembers": args.endmembers, "lr": args.lr, "abundance": args.abundance}
     linear = {"all": LINEAR, "gsa": ("gsa",), "none": ()}[args.linear]
     print(f"# cucanet {params}, setting {args.setting}, {args.threads} threads")
     print("crop       method        PSNR    SAM    wall s  CPU s   iters")
@@ -123,7 +131,9 @@ def main(argv=None) -> None:
         problem = problem_of(cube, args.setting)
         rows = [score("upsample", {}, problem, cube.data)]
         rows += [score(m, {}, problem, cube.data) for m in linear]
-        rows.append(score("cucanet", params, problem, cube.data))
+        save = str(Path(args.save) / f"cucanet_{name}.npy") if args.save else ""
+        if not args.no_cucanet:
+            rows.append(score("cucanet", params, problem, cube.data, save))
         for r in rows:
             print(f"{name:10s} {r['method']:12s} {r['psnr']:6.2f} {r['sam']:6.2f} "
                   f"{r['seconds']:7.1f} {r['cpu_s']:7.1f} {r['iterations'] or '':>6}")
