@@ -147,10 +147,11 @@ def test_l1_data_terms_are_sum_reduced_by_default():
     model = solver.build_model(params, problem, "learn", "learn")
     yh = torch.from_numpy(np.moveaxis(problem.lr_hsi, -1, 0))[None]
     ym = torch.from_numpy(np.moveaxis(problem.hr_msi, -1, 0))[None]
-    out = model.net(yh, ym)
-    sums = solver.loss_terms(model, out, yh, ym, params, True)
-    means = solver.loss_terms(model, out, yh, ym,
-                              methods.get("cucanet", reduction="mean", **TINY).params, True)
+    with torch.no_grad():
+        out = model.net(yh, ym)
+        sums = solver.loss_terms(model, out, yh, ym, params, True)
+        means = solver.loss_terms(model, out, yh, ym,
+                                  methods.get("cucanet", reduction="mean", **TINY).params, True)
     sizes = {"hsi": yh.numel(), "msi": ym.numel(), "psf": yh.numel(), "srf": ym.numel(),
              "lr_msi": yh.shape[2] * yh.shape[3] * 3}
     for name, n in sizes.items():
