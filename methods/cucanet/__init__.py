@@ -74,21 +74,23 @@ class CUCaNet(Method):
     * The output is X̂ from a forward pass after the last update (the released script saves
       the X̂ of the last step's forward pass, one update earlier).
 
-    CPU measurements (``benchmarks/proof_cucanet.py``; CAVE balloons crop 96², ×8,
-    ``gauss-fwhm-x8``, known setting, seed 0, 2 threads on a 2-core machine shared with other
-    jobs, load 17–26)
+    CPU measurements (``benchmarks/proof_cucanet.py``; CAVE crops at ×8, ``gauss-fwhm-x8``,
+    known setting, seed 0, on a 2-core machine shared with other jobs, load 9–28; CPU seconds
+    are process time, the steadier figure; PSNR dB / SAM °)
     ---------------------------------------------------------------------------------------
-    ==========================  =========  ======  ===================================
-    method                      PSNR (dB)  SAM (°)  cost
-    ==========================  =========  ======  ===================================
-    CUCaNet, width 128, K 32    38.30      10.88   300 it, 315 s CPU (1,714 s wall)
-    upsample (bicubic)          29.09      4.50
-    gsa                         37.34      4.47
-    best linear (mtf_glp)       49.95      2.07    (fuse 49.69 / 2.02, cnmf 49.90 / 2.04)
-    ==========================  =========  ======  ===================================
+    ===================================  ==============  ==============  ==============
+    method                               balloons 96²    chart_toy 144²  feathers 144²
+    ===================================  ==============  ==============  ==============
+    CUCaNet w128 K32, 300 it (315 s CPU) 38.30 / 10.88   —               —
+    CUCaNet w64 K16, 1,000 it (47 s CPU) 40.93 / 8.94    (not finished)  (not finished)
+    upsample (bicubic)                   29.09 / 4.50    25.00 / 6.29    31.05 / 4.70
+    gsa                                  37.34 / 4.47    33.18 / 5.37    38.42 / 5.70
+    best linear                          49.95 / 2.07    46.24 / 2.12    48.89 / 2.26
+                                         (mtf_glp)       (ltmr)          (ltmr)
+    ===================================  ==============  ==============  ==============
 
-    At this budget CUCaNet beats bicubic by 9 dB in PSNR but **not** in SAM. The budget is
-    the reason, not the model: on a synthetic 64² scene at ×4 (``make_scene(seed=1)``,
+    At these budgets CUCaNet beats bicubic by 9–12 dB in PSNR but **not** in SAM on
+    balloons, a dark scene. On synthetic scenes the budget is the reason: on a synthetic 64² scene at ×4 (``make_scene(seed=1)``,
     ``gauss-fwhm-x4``, width 64, K 16, 1 thread; bicubic 27.19 dB / 4.08°) 300 iterations
     give 31.90 dB / 5.53° (10.7 s CPU) and 1,000 iterations 35.72 dB / 3.30° (31.8 s CPU),
     better on both. The angle lags most in the darkest quartile of pixels (mean SAM by
