@@ -216,7 +216,7 @@ def test_random_and_damaged_pngs_decode_or_refuse(tmp_path, width, height, depth
 @fast(30)
 @given(blob=st.binary(max_size=600))
 def test_random_bytes_as_matlab_files_are_refused(tmp_path, blob):
-    from hmifbench.datasets.readers import _read_mat73
+    from hmifbench.datasets.ntire2018 import read_mat73 as _read_mat73
 
     path = tmp_path / "x.mat"
     path.write_bytes(blob)

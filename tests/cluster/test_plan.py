@@ -2,7 +2,8 @@
 
 One dry run (about 10 s) with the slurm profile; the expected numbers below follow from the
 config's declared resources, the fabricated timings and the workflow's fixed runtimes
-(prepare 20 min, simulate 10, evaluate 10, score_batch 1; train = 10 x the fuse runtime).
+(prepare 20 min, simulate 10, evaluate 10, score_batch 1); the probe's train job asks for the
+`train_runtime` its entry declares (60 min).
 """
 
 import json
@@ -41,7 +42,7 @@ def plan(tmp_path_factory):
         methods:
           upsample: {{resources: {{mem_mb: 1000, threads: 1}}}}
           gsa: {{resources: {{runtime: 90, threads: 2, mem_mb: 9000}}}}
-          gpu_trained_probe: {{resources: {{runtime: 6, threads: 1, gpu: 1}}}}
+          gpu_trained_probe: {{resources: {{runtime: 6, train_runtime: 60, threads: 1, gpu: 1}}}}
     """))
     (tmp / "site.yaml").write_text(textwrap.dedent("""
         partitions:
@@ -110,7 +111,7 @@ def test_other_jobs_and_totals(plan):
 
 def test_jobs_beyond_the_partition_limits_and_runs_that_needed_more_than_requested(plan):
     found = {(m["job"], m["partition"], tuple(m["problems"])) for m in plan["misfits"]}
-    # gsa's batch: two 9000 MB fuse jobs side by side; the train job asks 10 x 6 min on a 30 min partition
+    # gsa's batch: two 9000 MB fuse jobs side by side; the train job asks 60 min on a 30 min partition
     assert found == {("fuse_evaluate_cpu", "cpu", ("mem_mb 18,000 > 8,000 MB",)),
                      ("train_gpu_trained_probe", "gpu", ("runtime 60 > 30 min",))}
     under = {u["entry"]: u["problems"] for u in plan["under_requested"]}

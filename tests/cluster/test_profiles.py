@@ -28,15 +28,16 @@ def test_the_users_command_finds_the_profiles_from_the_repository_root(monkeypat
     # directory first (then the user's and the site's Snakemake config folders)
     monkeypatch.chdir(REPO)
     folder, file = get_profile_dir("slurm")
-    assert file.resolve() == REPO / "slurm" / "config.v8+.yaml"
-    assert get_profile_dir("local")[1].resolve() == REPO / "local" / "config.v8+.yaml"
+    # the links slurm and local at the root lead to the profiles in profiles/
+    assert file.resolve() == REPO / "profiles" / "slurm" / "config.v8+.yaml"
+    assert get_profile_dir("local")[1].resolve() == REPO / "profiles" / "local" / "config.v8+.yaml"
     profile = yaml.safe_load(file.read_text())
     assert profile["executor"] == "slurm"
     assert profile["slurm-status-command"] == "squeue"  # sacct hangs without slurmdbd
     assert profile["resources"] == {"gpu": 1}
     # packing comes from the workflow's batches: group-components misbehaves with checkpoints
     assert "group-components" not in profile
-    local = yaml.safe_load((REPO / "local" / "config.v8+.yaml").read_text())
+    local = yaml.safe_load((REPO / "profiles" / "local" / "config.v8+.yaml").read_text())
     assert local["resources"]["gpu"] >= 1
 
 
