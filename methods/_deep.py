@@ -147,6 +147,30 @@ def run_iterations(step: Callable[[int], dict], total: int, *, modules: dict,
             "convergence": log.as_dict()}
 
 
+def load_fitted_state(state, method: str, model_format: str, missing: str) -> dict:
+    """The model record a dataset-trained method's ``fit`` returned, as ``fuse`` receives it.
+
+    ``state`` is the record itself (a dict holding ``"model"``), or a dict or path naming the
+    checkpoint ``fit`` wrote (``{"checkpoint": path}``, what the workflow stores in
+    state.json). The record must carry ``"format": model_format``. ``missing`` is the message
+    when there is no state at all. Every refusal is an InputError naming ``method``.
+    """
+    if state is None:
+        raise InputError(missing)
+    if isinstance(state, (str, Path)):
+        state = {"checkpoint": str(state)}
+    if not isinstance(state, dict):
+        raise InputError(f"unrecognised {method} state of type {type(state).__name__}")
+    if "model" not in state:
+        path = Path(state.get("checkpoint", ""))
+        if not path.is_file():
+            raise InputError(f"{method} checkpoint {str(path)!r} does not exist")
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    if state.get("format") != model_format:
+        raise InputError(f"not a {method} model (format {state.get('format')!r})")
+    return state
+
+
 def count_parameters(*modules: torch.nn.Module) -> int:
     """Number of trainable scalars in ``modules`` (shared tensors counted once)."""
     seen = {id(p): p for m in modules for p in m.parameters() if p.requires_grad}

@@ -102,3 +102,18 @@ def test_problem_fingerprint_changes_with_the_data_and_the_degradation():
     assert base != _deep.problem_fingerprint(FusionProblem(lr, hr2, 4))
     assert base != _deep.problem_fingerprint(FusionProblem(lr, hr, 4, offset=0))
     assert base != _deep.problem_fingerprint(FusionProblem(lr, hr, 4, psf=np.ones((3, 3)) / 9))
+
+
+def test_load_fitted_state_takes_a_record_or_a_checkpoint_and_checks_its_format(tmp_path):
+    record = {"format": "x/1", "model": {"w": torch.zeros(2)}}
+    assert _deep.load_fitted_state(record, "m", "x/1", "needs fit") is record
+    _deep.save_atomic(record, tmp_path / "model.pt")
+    for state in (str(tmp_path / "model.pt"), {"checkpoint": str(tmp_path / "model.pt")}):
+        loaded = _deep.load_fitted_state(state, "m", "x/1", "needs fit")
+        assert torch.equal(loaded["model"]["w"], record["model"]["w"])
+    with pytest.raises(InputError, match="needs fit"):
+        _deep.load_fitted_state(None, "m", "x/1", "needs fit")
+    with pytest.raises(InputError, match="not a m model"):
+        _deep.load_fitted_state(record, "m", "y/1", "needs fit")
+    with pytest.raises(InputError, match="does not exist"):
+        _deep.load_fitted_state({"checkpoint": str(tmp_path / "no.pt")}, "m", "x/1", "needs fit")

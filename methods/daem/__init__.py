@@ -263,24 +263,11 @@ class DAEM(Method):
         return {"format": M.MODEL_FORMAT, "checkpoint": str(path)}
 
     def _load_state(self, state) -> dict:
-        import torch
-
+        from hmifbench.methods._deep import load_fitted_state
         from hmifbench.methods.daem import model as M
 
-        if state is None:
-            raise InputError("daem trains on a dataset: fuse() needs the state returned by fit()")
-        if isinstance(state, (str, Path)):
-            state = {"checkpoint": str(state)}
-        if not isinstance(state, dict):
-            raise InputError(f"unrecognised daem state of type {type(state).__name__}")
-        if "model" not in state:
-            path = Path(state.get("checkpoint", ""))
-            if not path.is_file():
-                raise InputError(f"daem checkpoint {str(path)!r} does not exist")
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        if state.get("format") != M.MODEL_FORMAT:
-            raise InputError(f"not a daem model (format {state.get('format')!r})")
-        return state
+        return load_fitted_state(state, "daem", M.MODEL_FORMAT,
+                                 "daem trains on a dataset: fuse() needs the state returned by fit()")
 
     def fuse(self, problem: FusionProblem, *, state=None, seed: int = 0, device: str = "auto",
              progress=None) -> Fused:

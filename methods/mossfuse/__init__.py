@@ -419,23 +419,12 @@ class MossFuse(Method):
         return model, record
 
     def _load_state(self, state):
-        import torch
-
+        from hmifbench.methods._deep import load_fitted_state
         from hmifbench.methods.mossfuse import training as T
 
-        if state is None:
-            raise InputError("mossfuse in mode 'dataset' needs the state returned by fit(); "
-                             "use mode='per-scene' to train on the scene being fused")
-        if isinstance(state, (str, Path)):
-            state = {"checkpoint": str(state)}
-        if not isinstance(state, dict):
-            raise InputError(f"unrecognised mossfuse state of type {type(state).__name__}")
-        if "model" not in state:
-            path = Path(state.get("checkpoint", ""))
-            if not path.is_file():
-                raise InputError(f"mossfuse checkpoint {str(path)!r} does not exist")
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        if state.get("format") != T.MODEL_FORMAT:
-            raise InputError(f"not a mossfuse model (format {state.get('format')!r})")
+        state = load_fitted_state(
+            state, "mossfuse", T.MODEL_FORMAT,
+            "mossfuse in mode 'dataset' needs the state returned by fit(); "
+            "use mode='per-scene' to train on the scene being fused")
         return state["config"], state["model"], {"iterations": state.get("iterations"),
                                                  "losses": state.get("losses", {})}
