@@ -39,6 +39,28 @@ def _params(text) -> dict:
     return value
 
 
+def cmd_protocols(args):
+    import yaml
+
+    from hmifbench.datasets import PROTOCOLS
+    from hmifbench.datasets.sweeps import expand_sweep
+
+    if args.sweep is None:
+        for name, p in PROTOCOLS.items():
+            print(f"{name:<16} {p.description}")
+        return 0
+    path = Path(args.config or "config/config.yaml")
+    try:
+        sweeps = (yaml.safe_load(path.read_text()) or {}).get("sweeps") or {}
+    except (OSError, yaml.YAMLError) as err:
+        raise HmifError(f"{path}: cannot read the configuration ({err})") from None
+    if args.sweep not in sweeps:
+        raise HmifError(f"{path}: no sweep {args.sweep!r} (sweeps: {', '.join(sweeps) or 'none'})")
+    for point in expand_sweep(args.sweep, sweeps[args.sweep]):
+        print(f"{point.protocol.name}\t{point.field}={point.value!r}\tnominal={point.nominal.name}")
+    return 0
+
+
 def cmd_methods(args):
     from hmifbench import registry
 
@@ -125,7 +147,9 @@ def cmd_prepare_pair(args):
 def cmd_simulate(args):
     from hmifbench.stages import simulate
 
-    print(simulate(args.scene, args.protocol, args.out, seed=args.seed, scene_id=args.scene_id))
+    sweeps = json.loads(args.sweeps) if args.sweeps else None
+    print(simulate(args.scene, args.protocol, args.out, seed=args.seed, scene_id=args.scene_id,
+                   sweeps=sweeps))
     return 0
 
 
@@ -245,7 +269,7 @@ def cmd_check_method(args):
 
 def _common_run_args(p):
     p.add_argument("--params", help="method parameters as a JSON object, overriding defaults")
-    p.add_argument("--setting", choices=["known", "blind"], default="known",
+    p.add_argument("--setting", choices=["known", "nominal", "blind"], default="known",
                    help="known: the method gets the true PSF and SRF; blind: it gets neither")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
@@ -302,7 +326,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--out", required=True, help="output pair folder")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--scene-id", help="name that seeds the noise (default: the file stem)")
+    p.add_argument("--sweeps", help="the config's sweeps section as JSON, when PROTOCOL is one of a sweep's")
     p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser("protocols", help="list the degradation protocols, or expand a config's sweep")
+    p.add_argument("--config", help="config file whose sweeps to read (default config/config.yaml)")
+    p.add_argument("--sweep", help="print the protocols this sweep of the config expands into")
+    p.set_defaults(func=cmd_protocols)
 
     p = sub.add_parser("train", help="fit a dataset-trained method on train pairs")
     p.add_argument("method")

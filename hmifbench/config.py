@@ -82,7 +82,7 @@ def validate_config(config: dict, schema_path=SCHEMA_PATH) -> dict:
     if errors:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(errors))
     _fill_defaults(config, schema)
-    errors = _semantic_errors(config)
+    errors = _sweep_errors(config) or _semantic_errors(config)
     if errors:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(errors))
     return config
@@ -113,16 +113,36 @@ def _dataset_errors(name: str, spec: dict, config: dict) -> list[tuple[str, str]
     return errors
 
 
+def _sweep_errors(config: dict) -> list[str]:
+    """Expand ``sweeps`` and add their protocols to the global ``degradations`` (once)."""
+    from hmifbench.datasets.sweeps import expand_sweeps
+
+    try:
+        points = expand_sweeps(config["sweeps"])
+    except ConfigError as err:
+        return [str(err)]
+    config["degradations"] += [name for name in points if name not in config["degradations"]]
+    return []
+
+
+def sweep_points(config: dict) -> dict:
+    """The protocols of a validated config's sweeps by name (:func:`expand_sweeps`)."""
+    from hmifbench.datasets.sweeps import expand_sweeps
+
+    return expand_sweeps(config.get("sweeps") or {})
+
+
 def _semantic_errors(config: dict) -> list[str]:
     from hmifbench import registry
     from hmifbench.datasets import PROTOCOLS, config_option_errors
 
+    known = set(PROTOCOLS) | set(sweep_points(config))
     errors = []
     for name, ds in config["datasets"].items():
         errors += [f"config key datasets.{name}{key}: {msg}" for key, msg in _dataset_errors(name, ds, config)]
     errors += config_option_errors(config["datasets"])
     for name in config["degradations"]:
-        if name not in PROTOCOLS:
+        if name not in known:
             errors.append(f"config key degradations: unknown protocol {name!r} "
                           f"(known: {', '.join(sorted(PROTOCOLS))})")
     for path in config["plugins"]:

@@ -153,21 +153,29 @@ class FusionProblem:
             The pair's record (``truth.json``): ``scale`` and, where known, ``psf``, ``srf``,
             ``offset``, ``border``, ``msi_gain``, ``msi_offset``; ``real: true`` marks a real
             pair, which has no PSF/SRF.
-        setting : {"known", "blind"}
+        setting : {"known", "nominal", "blind"}
             ``"known"`` passes the true PSF, SRF and MSI gains/offsets to the method;
-            ``"blind"`` withholds them all.
+            ``"nominal"`` passes the ones the pair's protocol claims (``truth["nominal"]``: a
+            sweep's base protocol, while the pair was made with the swept one); ``"blind"``
+            withholds them all.
         """
-        if setting not in ("known", "blind"):
-            raise InputError(f"setting must be 'known' or 'blind', got {setting!r}")
+        if setting not in ("known", "nominal", "blind"):
+            raise InputError(f"setting must be 'known', 'nominal' or 'blind', got {setting!r}")
         if "scale" not in truth:
             raise InputError("the pair's truth record has no 'scale'")
-        known = setting == "known" and not truth.get("real")  # a real pair has no truth to give
+        source = truth
+        if setting == "nominal" and not truth.get("real"):
+            source = truth.get("nominal")
+            if not source:
+                raise InputError("setting 'nominal' needs the pair's nominal PSF/SRF, but its truth "
+                                 "record has no 'nominal' (simulated before it was recorded?)")
+        given = setting != "blind" and not truth.get("real")  # a real pair has no truth to give
         return cls(lr_hsi, hr_msi, truth["scale"], wavelengths=wavelengths_of(lr_hsi),
-                   psf=truth.get("psf") if known else None,
-                   srf=truth.get("srf") if known else None,
+                   psf=source.get("psf") if given else None,
+                   srf=source.get("srf") if given else None,
                    offset=truth.get("offset"), border=truth.get("border") or DEFAULT_BORDER,
-                   msi_gain=truth.get("msi_gain") if known else None,
-                   msi_offset=truth.get("msi_offset") if known else None)
+                   msi_gain=source.get("msi_gain") if given else None,
+                   msi_offset=source.get("msi_offset") if given else None)
 
 
 @dataclass

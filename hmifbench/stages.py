@@ -42,22 +42,43 @@ def prepare(dataset: str, scene: str, out, root=None, **options) -> Path:
     return out
 
 
-def simulate(scene_path, protocol: str, out_dir, seed: int = 0, scene_id: str | None = None) -> Path:
+def simulate(scene_path, protocol: str, out_dir, seed: int = 0, scene_id: str | None = None,
+             sweeps: dict | None = None) -> Path:
     """Degrade a ground-truth cube under ``protocol``; write the pair folder ``out_dir``.
 
     The noise seed is derived from ``seed``, the protocol name and ``scene_id`` (default: the
-    scene file's stem), so every (scene, degradation) draws its own, reproducible noise.
+    scene file's stem), so every (scene, degradation) draws its own, reproducible noise. A
+    protocol of a sweep (``sweeps``: the config's ``sweeps`` section, see
+    :mod:`hmifbench.datasets.sweeps`) is seeded with the sweep's name instead, so every value of
+    the sweep draws the same noise pattern (common random numbers: the curve along the sweep
+    shows the swept field, not a new noise draw per point).
+
+    ``truth.json`` also records ``nominal``: the protocol, PSF and SRF that a method is given
+    in the ``nominal`` setting, i.e. the sweep's base for a swept protocol and the protocol
+    itself otherwise.
     """
     from hmifbench.datasets.protocols import degrade, get_protocol, pair_seed
+    from hmifbench.datasets.srf import srf_for
+    from hmifbench.datasets.sweeps import expand_sweeps
 
     cube = read_cube(scene_path)
     scene_id = scene_id or Path(scene_path).stem
-    p = get_protocol(protocol)
-    pair = degrade(cube, p, seed=pair_seed(seed, p.name, scene_id))
+    point = expand_sweeps(sweeps or {}).get(protocol)
+    p = point.protocol if point else get_protocol(protocol)
+    pair = degrade(cube, p, seed=pair_seed(seed, point.sweep if point else p.name, scene_id))
+    if point is None:
+        nominal = {k: pair.truth.get(k) for k in ("psf", "srf", "msi_gain", "msi_offset")}
+        nominal["protocol"] = p.name
+    else:
+        base = point.nominal
+        srf, _ = srf_for(base.srf, pair.lr_hsi.wavelengths)
+        nominal = {"protocol": base.name, "psf": base.kernel().tolist(), "srf": srf.tolist(),
+                   "sweep": point.sweep, "field": point.field, "value": point.value}
     out = Path(out_dir)
     write_cube(out / "lr_hsi.hdr", pair.lr_hsi)
     write_cube(out / "hr_msi.hdr", pair.hr_msi)
     pair.truth["scene"] = scene_id
+    pair.truth["nominal"] = nominal
     write_json(out / "truth.json", pair.truth)  # written last: its presence marks a whole pair
     return out / "truth.json"
 
@@ -87,7 +108,8 @@ def prepare_pair(dataset: str, scene: str, out_dir, root=None, **options) -> Pat
 def load_problem(pair_dir, setting: str = "known"):
     """A :class:`~hmifbench.method.FusionProblem` from a pair folder.
 
-    ``setting="known"`` passes the true PSF and SRF; ``"blind"`` withholds both.
+    ``setting="known"`` passes the true PSF and SRF, ``"nominal"`` those of the pair's nominal
+    protocol (``truth["nominal"]``), ``"blind"`` neither.
     """
     from hmifbench.method import FusionProblem
 
@@ -167,6 +189,7 @@ def _fuse_here(method: str, pair_dir, out_dir, params=None, setting="known", see
         record["family"] = m.family
         dev = resolve_device(device, m.resources.gpu > 0, allow_cpu_fallback)
         problem = load_problem(pair_dir, setting)
+        record["degradation"] = _given_and_true(problem, read_truth(pair_dir), setting)
         m.check_problem(problem)
         trained = read_json(Path(state_dir) / "state.json") if state_dir else None
         state = trained["state"] if trained else None
@@ -197,6 +220,19 @@ def _fuse_here(method: str, pair_dir, out_dir, params=None, setting="known", see
     record["provenance"]["config_hash"] = config_hash
     write_json(out / "run.json", record)
     return record
+
+
+def _given_and_true(problem, truth: dict, setting: str) -> dict:
+    """What the method was told about the degradation, beside what made the pair."""
+    def listed(a):
+        return None if a is None else np.asarray(a).tolist()
+
+    nominal = truth.get("nominal") or {}
+    given_protocol = {"known": truth.get("protocol", {}).get("name"), "blind": None,
+                      "nominal": nominal.get("protocol")}.get(setting)
+    return {"given": {"protocol": given_protocol, "psf": listed(problem.psf), "srf": listed(problem.srf)},
+            "true": {"protocol": truth.get("protocol", {}).get("name"), "psf": truth.get("psf"),
+                     "srf": truth.get("srf")}}
 
 
 def evaluate(run_json, reference, pair_dir, out, profile: str | None = None, crop: int = 0,

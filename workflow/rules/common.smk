@@ -5,7 +5,7 @@ import json
 import os
 
 from hmifbench import registry, weights
-from hmifbench.config import validate_config
+from hmifbench.config import sweep_points, validate_config
 from hmifbench.datasets import get_dataset
 from hmifbench.provenance import config_hash
 from hmifbench.site import load_site
@@ -64,6 +64,16 @@ def test_scenes(dataset):
 def train_scenes(dataset):
     spec = config["datasets"][dataset]
     return spec.get("train_scenes") or _listed_scenes(dataset, spec["train_split"])
+
+
+SWEEP_PROTOCOLS = sweep_points(config)
+
+
+def sweep_args(degradation):
+    """The simulate rule's ``--sweeps`` option for a sweep's protocol (none for a named one)."""
+    if degradation not in SWEEP_PROTOCOLS:
+        return []
+    return [f"--sweeps={json.dumps(config['sweeps'], sort_keys=True)}"]
 
 
 def degradations(dataset):

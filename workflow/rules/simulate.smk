@@ -16,13 +16,14 @@ rule simulate_pair:
         "prepare_simulate"
     params:
         seed=config["seed"],
+        sweep=lambda wc: sweep_args(wc.degradation),
     resources:
         mem_mb=lambda wc, attempt: 4000 * attempt,
         runtime=10,
         **site_resources(False),
     shell:
         "hmifbench simulate {input:q} {wildcards.degradation:q} -o \"$(dirname {output.truth:q})\" "
-        "--seed {params.seed:q} --scene-id {wildcards.dataset:q}/{wildcards.scene:q} > {log:q} 2>&1"
+        "--seed {params.seed:q} --scene-id {wildcards.dataset:q}/{wildcards.scene:q} {params.sweep:q} > {log:q} 2>&1"
 
 
 rule prepare_real_pair:
