@@ -161,7 +161,8 @@ def test_plugins_run_through_the_workflow_into_the_tables(installed_example, tmp
 
     listing = subprocess.run(["hmifbench", "methods", "--plugins", str(plugins)], env=env,
                              capture_output=True, text=True, check=True).stdout
-    rows = {line.split()[0]: line for line in listing.splitlines()[1:]}
+    table = listing.split("\n\n")[0]  # the methods; released weights are listed below it
+    rows = {line.split()[0]: line for line in table.splitlines()[1:]}
     assert "hmifbench_example_plugin.method:MSIRegression" in rows["msi_regression"]
     assert "hmifbench_plugin_my_fusion" in rows["my_fusion"]
 

@@ -20,7 +20,8 @@ KEYS = ["entry", "dataset", "degradation"]
 # Columns that describe a run rather than score it.
 DESCRIPTIVE = ["entry", "method", "family", "dataset", "degradation", "scene", "setting", "status",
                "profile", "crop", "n_params", "iterations", "error", "fuse_s", "peak_rss_mb",
-               "peak_gpu_mb", "train_s", "device", "flops", "flops_input", "shape", "path"]
+               "peak_gpu_mb", "train_s", "device", "flops", "flops_input", "shape", "path",
+               "extra_profile"]
 NOT_METRICS = set(DESCRIPTIVE)
 FAMILY_ORDER = {"linear": 0, "deep": 1}
 
@@ -55,20 +56,23 @@ def score_rows(rec: dict, path, families: dict) -> list[dict]:
         return [row]
     by_profile = rec.get("scores_by_profile") or {}
     base = {k: v for k, v in row.items() if k in NOT_METRICS}
-    return [{**base, "profile": p, **{k: float(v) for k, v in (by_profile.get(p) or {}).items()}}
-            for p in profiles]
+    return [{**base, "profile": p, "extra_profile": i > 0,
+             **{k: float(v) for k, v in (by_profile.get(p) or {}).items()}}
+            for i, p in enumerate(profiles)]
 
 
 def profile_parts(df: pd.DataFrame) -> list[tuple[str | None, pd.DataFrame]]:
-    """``df`` split by metric profile, the run's primary profile first (one part when all
-    rows share a profile). Rows without a profile (e.g. failed real pairs) go into every part."""
-    profiles = list(dict.fromkeys(df["profile"].dropna()))
-    if len(profiles) < 2:
-        return [(profiles[0] if profiles else None, df)]
-    unlabeled = df["profile"].isna()
-    parts = []
-    for p in profiles:
-        part = df[(df["profile"] == p) | unlabeled]
+    """``df`` split into the runs' primary metric profile (every single-profile record, e.g. a
+    real pair's no-reference scores, included) and each extra profile that records were also
+    scored under (``metrics.extra_profiles``), in that order."""
+    extra = df["extra_profile"].fillna(False).astype(bool) if "extra_profile" in df else None
+    if extra is None or not extra.any():
+        return [(None, df)]
+    primary = df[~extra]
+    parts = [(None, primary.drop(columns=[m for m in metric_columns(primary)
+                                          if primary[m].isna().all()]))]
+    for p in dict.fromkeys(df.loc[extra, "profile"]):
+        part = df[extra & (df["profile"] == p)]
         others = [m for m in metric_columns(part) if part[m].isna().all()]  # another profile's
         parts.append((p, part.drop(columns=others)))
     return parts

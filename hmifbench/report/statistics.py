@@ -216,6 +216,8 @@ def markdown(per_entry: pd.DataFrame, per_section: pd.DataFrame, seed: int, n_re
              "method, paired by scene, Holm-adjusted p-value (* < 0.05). Friedman test and "
              "Nemenyi critical difference (CD) of mean ranks at α = 0.05. Definitions: "
              "docs/statistics.md.", ""]
+    if per_section.empty:  # every run failed: there is nothing to compare
+        return "\n".join(lines + ["No section has a successful run: nothing to compare.", ""])
     for (dataset, degradation), sec in per_section.groupby(["dataset", "degradation"], sort=False):
         lines += [f"## {dataset} — {degradation}", ""]
         for s in sec.itertuples():

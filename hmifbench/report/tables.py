@@ -119,6 +119,11 @@ def _sections(summary: pd.DataFrame, order, sections=None):
                    if m not in COST_COLUMNS and has.get(m, False)]
         entries = _section_order(part, metrics, rank)
         cells = section_cells(part, metrics + (["fuse_s"] if has.get("fuse_s", False) else []))
+        if not metrics:  # no run of the section has a score: the table still shows who failed
+            metrics = ["status"]
+            n_ok = part.groupby("entry")["n_ok"].max()
+            cells.update({(e, "status"): Cell("failed" if n_ok.get(e, 0) == 0 else "ok")
+                          for e in entries})
         out.append((dataset, degradation, part, metrics, entries, cells))
     return out
 
@@ -325,7 +330,7 @@ def write_tables(score_paths, out_dir, df: pd.DataFrame | None = None) -> dict[s
     summary = summarise(df)
     sections = _sections(summary, order)
     return {
-        "per_scene": write_csv(out / "per_scene.csv", df),
+        "per_scene": write_csv(out / "per_scene.csv", df.drop(columns="extra_profile", errors="ignore")),
         "summary": write_csv(out / "summary.csv", machine_table(summary, order, sections)),
         "markdown": write_text(out / "summary.md", markdown(summary, order, sections)),
         "latex": write_text(out / "summary.tex", latex(summary, order, sections)),
