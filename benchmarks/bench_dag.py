@@ -31,17 +31,8 @@ def make_config(datasets, degradations, n_entries):
             "degradations": degradations, "methods": methods}
 
 
-def main():
-    from hmifbench.datasets import DATASETS, PROTOCOLS
-
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--datasets", nargs="+", default=None)
-    ap.add_argument("--entries", type=int, default=10)
-    args = ap.parse_args()
-    datasets = args.datasets or [d for d in ("cave", "harvard", "ntire2018", "synthetic") if d in DATASETS][:3]
-    degradations = [p for p in ("gauss-fwhm-x4", "gauss-fwhm-x8", "gauss-fwhm-x16", "mossfuse-x32",
-                                "noisy-35-40") if p in PROTOCOLS]
-    config = make_config(datasets, degradations, args.entries)
+def time_dry_run(config: dict) -> tuple[str, float]:
+    """(number of jobs, seconds) of ``snakemake -n`` on ``config`` in a temporary folder."""
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "config.yaml"
         path.write_text(yaml.safe_dump(config))
@@ -54,8 +45,23 @@ def main():
     if out.returncode:
         sys.exit(out.stderr[-2000:])
     total = [ln for ln in out.stdout.splitlines() if ln.strip().startswith("total")]
+    return (total[-1].split()[-1] if total else "?"), elapsed
+
+
+def main():
+    from hmifbench.datasets import DATASETS, PROTOCOLS
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--datasets", nargs="+", default=None)
+    ap.add_argument("--entries", type=int, default=10)
+    args = ap.parse_args()
+    datasets = args.datasets or [d for d in ("cave", "harvard", "ntire2018", "synthetic") if d in DATASETS][:3]
+    degradations = [p for p in ("gauss-fwhm-x4", "gauss-fwhm-x8", "gauss-fwhm-x16", "mossfuse-x32",
+                                "noisy-35-40") if p in PROTOCOLS]
+    config = make_config(datasets, degradations, args.entries)
+    jobs, elapsed = time_dry_run(config)
     print(f"datasets={datasets} degradations={len(degradations)} entries={args.entries}")
-    print(f"jobs: {total[-1].split()[-1] if total else '?'}; dry run (DAG build) took {elapsed:.1f} s")
+    print(f"jobs: {jobs}; dry run (DAG build) took {elapsed:.1f} s")
 
 
 if __name__ == "__main__":

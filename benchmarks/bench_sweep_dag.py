@@ -9,15 +9,9 @@ Usage: python benchmarks/bench_sweep_dag.py [--values 10] [--entries 10] [--scen
 from __future__ import annotations
 
 import argparse
-import subprocess
-import sys
-import tempfile
-import time
 from pathlib import Path
 
-import yaml
-
-REPO = Path(__file__).resolve().parent.parent
+from bench_dag import time_dry_run  # benchmarks/ is on the path when this script runs
 
 
 def make_config(n_values: int, n_entries: int, n_scenes: int) -> dict:
@@ -37,20 +31,9 @@ def main():
     ap.add_argument("--entries", type=int, default=10)
     ap.add_argument("--scenes", type=int, default=10)
     args = ap.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "config.yaml"
-        path.write_text(yaml.safe_dump(make_config(args.values, args.entries, args.scenes)))
-        exe = Path(sys.executable).with_name("snakemake")
-        start = time.perf_counter()
-        out = subprocess.run([str(exe), "-s", str(REPO / "Snakefile"), "--directory", tmp,
-                              "--configfile", str(path), "-n", "--quiet", "rules"],
-                             capture_output=True, text=True)
-        elapsed = time.perf_counter() - start
-    if out.returncode:
-        sys.exit(out.stderr[-2000:])
-    total = [ln for ln in out.stdout.splitlines() if ln.strip().startswith("total")]
+    jobs, elapsed = time_dry_run(make_config(args.values, args.entries, args.scenes))
     print(f"values={args.values} entries={args.entries} scenes={args.scenes}")
-    print(f"jobs: {total[-1].split()[-1] if total else '?'}; dry run (DAG build) took {elapsed:.1f} s")
+    print(f"jobs: {jobs}; dry run (DAG build) took {elapsed:.1f} s")
     print("load average:", Path("/proc/loadavg").read_text().strip() if Path("/proc/loadavg").exists() else "?")
 
 
