@@ -97,6 +97,21 @@ def test_bad_config_names_the_key(tmp_path):
     assert "config key sed: unknown key" in result.stderr + result.stdout
 
 
+def test_shipped_quick_suite_plans_and_quotes_its_report_options(tmp_path):
+    """The default config (report scenes set) builds its DAG, and the report options reach
+    the shell quoted, a folder with a space included."""
+    config = (REPO / "config" / "config.yaml").read_text()
+    (tmp_path / "config.yaml").write_text(
+        config + "\n" if "published:" in config else config.replace(
+            "report:", "report:\n  published: ['my papers']", 1))
+    result = snakemake(tmp_path, "-n", "--printshellcmds", "results/tables/summary.csv",
+                       "results/figures")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    out = result.stdout + result.stderr
+    assert "--scene=synthetic/scene01" in out
+    assert "'--published=my papers'" in out
+
+
 def test_lint_is_clean(tmp_path):
     shutil.copy(REPO / "config" / "config.yaml", tmp_path / "config.yaml")
     result = snakemake(tmp_path, "--lint")

@@ -240,10 +240,10 @@ def dataset_score_files(wildcards):
 def report_scene_args(wildcards):
     """--scene options of `hmifbench figures` from the config's report.scenes."""
     scenes = config.get("report", {}).get("scenes") or []
-    return " ".join(shlex.quote(f"--scene={scene}") for scene in scenes)
+    return [f"--scene={scene}" for scene in scenes]  # a list: {params.scenes:q} quotes each
 
 
 def published_args(wildcards):
     """--published options of `hmifbench report` from the config's report.published."""
     folders = config.get("report", {}).get("published") or []
-    return " ".join(shlex.quote(f"--published={folder}") for folder in folders)
+    return [f"--published={folder}" for folder in folders]  # a list: :q quotes each

@@ -79,7 +79,7 @@ rule report_tables:
     shell:
         "cat {input:q} > {params.listing:q} && "
         "hmifbench report --scores-from {params.listing:q} -o \"$(dirname {output.summary:q})\" "
-        "--seed {params.seed} {params.published} > {log:q} 2>&1"
+        "--seed {params.seed} {params.published:q} > {log:q} 2>&1"
 
 
 rule report_figures:
@@ -105,4 +105,4 @@ rule report_figures:
         scenes=report_scene_args,
     shell:
         "cat {input:q} > {params.listing:q} && "
-        "hmifbench figures --scores-from {params.listing:q} -o {output:q} {params.scenes} > {log:q} 2>&1"
+        "hmifbench figures --scores-from {params.listing:q} -o {output:q} {params.scenes:q} > {log:q} 2>&1"
