@@ -635,11 +635,15 @@ def _scan_compressed_stream(archive: Path, limits: ExtractLimits) -> int:
     return expanded
 
 
+def _check_member_count(what: str, count: int, limits: ExtractLimits) -> None:
+    if count > limits.max_members:
+        raise DownloadError(f"{what}: {count} members, more than the limit {limits.max_members} "
+                            f"(set {MAX_MEMBERS_ENV} to change it): refused")
+
+
 def _check_zip_limits(zf: zipfile.ZipFile, what: str, limits: ExtractLimits) -> int:
     infos = zf.infolist()
-    if len(infos) > limits.max_members:
-        raise DownloadError(f"{what}: {len(infos)} members, more than the limit {limits.max_members} "
-                            f"(set {MAX_MEMBERS_ENV} to change it): refused")
+    _check_member_count(what, len(infos), limits)
     for info in infos:
         # zipfile never inflates a member beyond its declared file_size, so these bound the output.
         if info.file_size > RATIO_FLOOR and info.file_size > limits.max_ratio * max(info.compress_size, 1):
@@ -652,9 +656,7 @@ def _check_zip_limits(zf: zipfile.ZipFile, what: str, limits: ExtractLimits) -> 
 
 def _check_tar_limits(tf: tarfile.TarFile, what: str, limits: ExtractLimits) -> int:
     members = tf.getmembers()
-    if len(members) > limits.max_members:
-        raise DownloadError(f"{what}: {len(members)} members, more than the limit {limits.max_members} "
-                            f"(set {MAX_MEMBERS_ENV} to change it): refused")
+    _check_member_count(what, len(members), limits)
     total = sum(m.size for m in members if m.isfile())
     if total > limits.max_bytes:
         _refuse_total(what, total, limits)

@@ -49,11 +49,7 @@ class Harvard(RealDataset):
         opts = self.parse_options(options)
         import scipy.io
 
-        hits = find_files(root, f"{scene}.mat", f"harvard/{scene}", self._hint())
-        if not hits:
-            raise InputError(f"harvard: scene {scene!r} not found under {root} (looked for **/{scene}.mat); "
-                             f"{self._hint()}")
-        path = hits[0]
+        path = self._scene_file(root, scene)
         try:
             mat = scipy.io.loadmat(path, variable_names=("ref", "lbl"))
         except Exception as err:  # scipy raises ValueError, MatReadError, NotImplementedError (v7.3) …

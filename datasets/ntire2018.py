@@ -68,11 +68,7 @@ class NTIRE2018(RealDataset):
 
     def read(self, scene, root=None, **options):
         opts = self.parse_options(options)
-        hits = find_files(root, f"{scene}.mat", f"ntire2018/{scene}", self._hint())
-        if not hits:
-            raise InputError(f"ntire2018: scene {scene!r} not found under {root} "
-                             f"(looked for **/{scene}.mat); {self._hint()}")
-        path = hits[0]
+        path = self._scene_file(root, scene)
         with open(path, "rb") as fh:
             head = fh.read(520)
         if head[512:520] == _HDF5_SIGNATURE or head[:8] == _HDF5_SIGNATURE:

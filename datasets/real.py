@@ -35,6 +35,14 @@ class RealDataset(Dataset):
     def _hint(self):
         return self.hint.replace("NAME", self.name)
 
+    def _scene_file(self, root, scene: str, suffix: str = ".mat") -> Path:
+        """The first ``<scene><suffix>`` under ``root``, or an InputError saying where it looked."""
+        hits = find_files(root, f"{scene}{suffix}", f"{self.name}/{scene}", self._hint())
+        if not hits:
+            raise InputError(f"{self.name}: scene {scene!r} not found under {root} "
+                             f"(looked for **/{scene}{suffix}); {self._hint()}")
+        return hits[0]
+
 
 def find_files(root: Path, pattern: str, what: str, hint: str) -> list[Path]:
     """Files under ``root`` matching ``pattern`` (recursively, hidden folders skipped), sorted."""
