@@ -34,7 +34,7 @@ SWEPT = ["psf-sigma_psf.sigma-1.69864", "psf-sigma_psf.sigma-2.6"]
 def sweep_run(tmp_path_factory):
     work = tmp_path_factory.mktemp("sweep")
     (work / "config.yaml").write_text(CONFIG)
-    result = snakemake(work, "--cores", "2")
+    result = snakemake(work, "--cores", "2", timeout=1200)  # ~60 jobs
     assert result.returncode == 0, result.stderr[-3000:]
     return work
 

@@ -294,7 +294,7 @@ def figure_sweep(panels: list[tuple[str, pd.DataFrame]], styles: dict, axis: Swe
     handles, labels = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=3,
                frameon=False, handlelength=2.6)
-    off_axis = "" if np.isfinite(axis.base_x) else f"; base ({axis.base_text}) in the table"
+    off_axis = "" if np.isfinite(axis.base_x) else f"\nbase ({axis.base_text}) off the axis: see the table"
     fig.suptitle(f"{title}{off_axis}", y=1.0)
     fig.tight_layout(pad=0.3, w_pad=0.8)
     return fig
