@@ -231,9 +231,9 @@ def cmd_sweeps(args):
     from hmifbench.report.sweeps import write_sweeps
 
     if args.config:
-        from hmifbench.config import validate_config
+        from hmifbench.config import load_config
 
-        sweeps = validate_config(args.config).get("sweeps") or {}
+        sweeps = load_config(args.config).get("sweeps") or {}
     else:
         try:
             sweeps = json.loads(args.sweeps or "{}")

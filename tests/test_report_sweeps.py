@@ -183,3 +183,22 @@ def test_write_sweeps_writes_figures_tables_and_estimation(tmp_path):
     assert "| PSNR (dB) ↑ | fuse-blind | blind | 46.00 | 46.00 at 1 | 0 |" in md
     html = (out / "psf_table_synthetic.html").read_text()
     assert "fuse-nominal" in html
+
+
+def test_cli_reads_the_sweeps_from_a_config_and_refuses_none(tmp_path):
+    import subprocess
+    import sys
+
+    paths = _write(tmp_path, ENTRIES)
+    listing = tmp_path / "scores.txt"
+    listing.write_text("\n".join(map(str, paths)))
+    config = {"datasets": {"synthetic": {"scenes": ["scene01"]}}, "degradations": ["gauss-fwhm-x4"],
+              "sweeps": PSF_SWEEP, "methods": {"gsa": {}}}
+    (tmp_path / "c.yaml").write_text(json.dumps(config))
+    cli = [sys.executable, "-m", "hmifbench.cli", "sweeps", "--scores-from", str(listing)]
+    done = subprocess.run(cli + ["--config", str(tmp_path / "c.yaml"), "-o", str(tmp_path / "out"),
+                                 "--formats", "png", "--bootstrap", "50"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "out" / "psf_figure_synthetic.png").exists()
+    refused = subprocess.run(cli + ["-o", str(tmp_path / "none")], capture_output=True, text=True)
+    assert refused.returncode != 0 and "no sweeps given" in refused.stderr
