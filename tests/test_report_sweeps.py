@@ -202,3 +202,20 @@ def test_cli_reads_the_sweeps_from_a_config_and_refuses_none(tmp_path):
     assert (tmp_path / "out" / "psf_figure_synthetic.png").exists()
     refused = subprocess.run(cli + ["-o", str(tmp_path / "none")], capture_output=True, text=True)
     assert refused.returncode != 0 and "no sweeps given" in refused.stderr
+
+
+def test_figure_marks_failed_values_and_entries(tmp_path):
+    import matplotlib.pyplot as plt
+
+    failed = ({("gsa", "psf_psf.sigma-2.4", s) for s in SCENES[:3]}
+              | {("fuse-blind", d, s) for d in ("gauss-fwhm-x4", "psf_psf.sigma-1", "psf_psf.sigma-2.4")
+                 for s in SCENES[:3]})
+    df = load_scores(_write(tmp_path, ENTRIES, failed=failed))
+    (axis,) = sweep_axes(PSF_SWEEP)
+    curves = sweep_curves(sweep_runs(df, axis), "psnr", n_resamples=50)
+    fig = figure_sweep([("PSNR", curves)], entry_styles(df, list(ENTRIES)), axis, "t")
+    ax = fig.axes[0]
+    assert "failed" in [t.get_text() for t in ax.texts]
+    labels = ax.get_legend_handles_labels()[1]
+    assert "fuse-blind (failed)" in labels and "gsa" in labels     # failed everywhere vs once
+    plt.close(fig)
