@@ -4,7 +4,6 @@ tables, estimation errors, failed runs, figures; on score records written by han
 import json
 import math
 
-import numpy as np
 import pandas as pd
 import pytest
 
@@ -67,6 +66,13 @@ def test_axis_values_and_base():
     snr = sweep_axes({"n": {"base": "gauss-fwhm-x4", "field": "snr_hsi_db", "values": [30, 20]}})[0]
     assert math.isnan(snr.base_x) and snr.base_text == "no noise" and snr.label == "HSI SNR (dB)"
     assert math.isnan(axis_value("srf", "nikon-d700"))
+
+
+def test_slope_is_least_squares_over_finite_points():
+    assert slope([1, 2, 4], [3, 5, 9]) == pytest.approx(2.0)
+    assert slope([1, 2, 3, 4], [0, 1, 0, 1]) == pytest.approx(0.2)     # not the end-to-end 1/3
+    assert slope([1, 2, math.nan, 3], [1, 2, 5, math.nan]) == pytest.approx(1.0)
+    assert math.isnan(slope([2, 2], [1, 3])) and math.isnan(slope([1], [1]))
 
 
 def test_base_worst_and_slope(tmp_path):

@@ -401,9 +401,10 @@ def write_sweeps(score_paths, sweeps: dict, out_dir, seed: int = 0, n_resamples:
             for dataset, part in runs.groupby("dataset", sort=True):
                 n_scenes = part["scene"].nunique()
                 table = tables[tables["dataset"] == dataset]
-                written[f"{name}_table_{dataset}"] = [
-                    write_text(out / f"{name}_table_{dataset}.md", markdown_table(table, axis, dataset, n_scenes)),
-                    write_text(out / f"{name}_table_{dataset}.html", html_table(table, axis, dataset, n_scenes))]
+                stem = out / f"{name}_table_{dataset}"
+                written[stem.name] = [
+                    write_text(stem.with_suffix(".md"), markdown_table(table, axis, dataset, n_scenes)),
+                    write_text(stem.with_suffix(".html"), html_table(table, axis, dataset, n_scenes))]
                 title = f"{dataset} / {name}: mean, 95 % bootstrap band ({n_scenes} scenes)"
                 panels = [(info(m).title(), curves[m][curves[m]["dataset"] == dataset]) for m in metrics]
                 if panels:
