@@ -225,3 +225,17 @@ def test_figure_marks_failed_values_and_entries(tmp_path):
     labels = ax.get_legend_handles_labels()[1]
     assert "fuse-blind (failed)" in labels and "gsa" in labels     # failed everywhere vs once
     plt.close(fig)
+
+
+def test_only_the_primary_profile_is_swept(tmp_path):
+    paths = []
+    for degradation, value in (("gauss-fwhm-x4", 45.0), ("psf_psf.sigma-1", 40.0), ("psf_psf.sigma-2.4", 30.0)):
+        for scene in SCENES[:2]:
+            rec = _record("gsa", degradation, scene, value)
+            rec["profiles"] = ["canonical", "mossfuse"]
+            rec["scores_by_profile"] = {"canonical": {"psnr": value}, "mossfuse": {"psnr": value + 100}}
+            paths.append(write_score(tmp_path, rec))
+    write_sweeps(paths, PSF_SWEEP, tmp_path / "out", n_resamples=0, formats=("png",))
+    curves = pd.read_csv(tmp_path / "out" / "psf_curves.csv")
+    psnr = curves[curves["metric"] == "psnr"]
+    assert sorted(psnr["mean"]) == [30.0, 40.0, 45.0] and (psnr["n_ok"] == 2).all()

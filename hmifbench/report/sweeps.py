@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from hmifbench.report.metricinfo import info, order_metrics, primary_metric
-from hmifbench.report.records import load_scores, method_order, metric_columns
+from hmifbench.report.records import load_scores, method_order, metric_columns, profile_parts
 from hmifbench.report.statistics import bootstrap_ci
 
 #: How a swept field is shown: (axis label, unit). Unknown fields are shown by their name.
@@ -378,7 +378,8 @@ def write_sweeps(score_paths, sweeps: dict, out_dir, seed: int = 0, n_resamples:
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    df = load_scores(score_paths)
+    # the primary metric profile only: a record scored under extra profiles has a row for each
+    df = profile_parts(load_scores(score_paths))[0][1]
     styles = entry_styles(df, method_order(df))
     written: dict[str, list[Path]] = {}
     with plt.rc_context(STYLE), sns.axes_style("ticks"):
