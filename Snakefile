@@ -30,6 +30,7 @@ localrules:
     all,
     report_tables,
     report_figures,
+    report_sweeps,
 
 
 # 'gpu' is counted per submitted job, not across the cluster: with 'resources: gpu=1' in a
@@ -43,4 +44,6 @@ rule all:
     input:
         rules.report_tables.output,
         rules.report_figures.output,
+        # only a config with sweeps has sweep results
+        rules.report_sweeps.output if config.get("sweeps") else [],
     default_target: True

@@ -41,6 +41,11 @@ class Protocol:
         ``{"kind": "box", "size": k}`` (k defaults to s for a box).
     srf : str
         Name of an SRF table (:data:`hmifbench.datasets.srf.SRF_TABLES`).
+    srf_shift_nm : float
+        Every curve of the SRF table moved by this many nm along the wavelength axis before it
+        is sampled at the HSI's bands (positive: towards longer wavelengths), a sensor whose
+        band centres are off its data sheet (:func:`hmifbench.datasets.srf.srf_for`). 0: the
+        table as published.
     offset : int or None
         Decimation phase; None means ``s // 2 − 1``.
     border : str
@@ -81,6 +86,7 @@ class Protocol:
     msi_gain_spread: float = 0.0
     msi_offset_max: float = 0.0
     radiometry_seed: int = 0
+    srf_shift_nm: float = 0.0
 
     def kernel(self) -> np.ndarray:
         """The PSF as a 2-D kernel summing to 1."""
@@ -291,7 +297,7 @@ def degrade(cube, protocol, seed: int = 0) -> Pair:
     p = get_protocol(protocol)
     x = as_array(cube, "ground truth")
     wl = wavelengths_of(cube)
-    srf, covered = srf_for(p.srf, wl)
+    srf, covered = srf_for(p.srf, wl, p.srf_shift_nm)
     psf = p.kernel()
     misreg = _check_misregistration(p.misregistration)
     hr_for_hsi = x

@@ -80,8 +80,12 @@ def srf_table(name: str) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
     return nm, response, names
 
 
-def srf_for(name: str, wavelengths) -> tuple[np.ndarray, np.ndarray]:
+def srf_for(name: str, wavelengths, shift_nm: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """The named SRF as a (b × B) matrix for HSI bands centred at ``wavelengths`` (nm).
+
+    ``shift_nm`` moves every curve of the table by that many nm (positive: towards longer
+    wavelengths) before it is sampled: the table's wavelengths μ become μ + shift_nm. It models
+    a sensor whose bands sit off their published centres (the ``srf_shift_nm`` protocol field).
 
     Returns ``(srf, covered)``; see :func:`hmifbench.observation.resample_srf`. The covered
     fraction of every band is logged (a warning below :data:`COVERAGE_WARNING`).
@@ -95,6 +99,10 @@ def srf_for(name: str, wavelengths) -> tuple[np.ndarray, np.ndarray]:
     if wavelengths is None:
         raise InputError(f"SRF {name!r} needs the HSI's wavelengths, and the cube has none")
     nm, response, bands = srf_table(name)
+    shift = float(shift_nm)
+    if not np.isfinite(shift):
+        raise InputError(f"SRF {name!r}: the shift must be a finite number of nm, got {shift_nm!r}")
+    nm = nm + shift
     wl = np.asarray(wavelengths, dtype=np.float64)
     try:
         srf, covered = resample_srf(nm, response, wl)
@@ -102,7 +110,8 @@ def srf_for(name: str, wavelengths) -> tuple[np.ndarray, np.ndarray]:
         tgt_sampled = [np.interp(wl, nm, response[:, j], left=0.0, right=0.0).sum()
                        for j in range(response.shape[1])]
         empty = [b for b, s in zip(bands, tgt_sampled) if s <= 0]
-        raise InputError(f"SRF {name!r}: band(s) {empty} have no response inside the HSI's range "
+        moved = f" shifted by {shift:g} nm" if shift else ""
+        raise InputError(f"SRF {name!r}{moved}: band(s) {empty} have no response inside the HSI's range "
                          f"{wl.min():g}-{wl.max():g} nm; choose another SRF") from None
     for band, frac in zip(bands, covered):
         level = logging.WARNING if frac < COVERAGE_WARNING else logging.DEBUG

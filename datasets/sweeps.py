@@ -137,6 +137,8 @@ def check_protocol(p: Protocol) -> None:
         raise HmifError(f"unknown border {p.border!r} (known: {', '.join(sorted(BORDERS))})")
     if p.noise_per not in ("band", "cube"):
         raise HmifError(f"noise_per must be 'band' or 'cube', got {p.noise_per!r}")
+    if not _is_number(p.srf_shift_nm):
+        raise HmifError(f"srf_shift_nm must be a finite number of nm, got {p.srf_shift_nm!r}")
     for key in ("snr_hsi_db", "snr_msi_db"):
         v = getattr(p, key)
         if v is not None and not _is_number(v):

@@ -227,6 +227,27 @@ def cmd_figures(args):
     return 0
 
 
+def cmd_sweeps(args):
+    from hmifbench.report.sweeps import write_sweeps
+
+    if args.config:
+        from hmifbench.config import load_config
+
+        sweeps = load_config(args.config).get("sweeps") or {}
+    else:
+        try:
+            sweeps = json.loads(args.sweeps or "{}")
+        except json.JSONDecodeError as err:
+            raise HmifError(f"--sweeps: not JSON ({err})") from None
+    if not sweeps:
+        raise HmifError("no sweeps given (--sweeps JSON or --config with a 'sweeps' section)")
+    written = write_sweeps(_score_paths(args), sweeps, args.out, seed=args.seed,
+                           n_resamples=args.bootstrap, formats=tuple(args.formats.split(",")))
+    for name, paths in written.items():
+        print(f"{name}: {', '.join(str(p) for p in paths)}")
+    return 0
+
+
 def cmd_new_method(args):
     from hmifbench.scaffold import new_method
 
@@ -396,6 +417,21 @@ def build_parser() -> argparse.ArgumentParser:
                         "of each dataset)")
     p.add_argument("--formats", default="png,pdf", help="comma-separated file formats")
     p.set_defaults(func=cmd_figures)
+
+    p = sub.add_parser("sweeps", help="per robustness sweep: metric-vs-value figures with "
+                                      "bootstrap bands, base/worst/slope tables, blind runs' "
+                                      "estimation errors (docs/robustness.md)")
+    p.add_argument("scores", nargs="*")
+    p.add_argument("--scores-from", action="append", metavar="FILE",
+                   help="a file listing score paths, one per line (repeatable)")
+    p.add_argument("-o", "--out", required=True, help="output folder")
+    p.add_argument("--sweeps", help="the config's sweeps section as JSON")
+    p.add_argument("--config", help="a config file whose sweeps to read (instead of --sweeps)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap resampling")
+    p.add_argument("--bootstrap", type=int, default=2000, metavar="N",
+                   help="bootstrap resamples of each band")
+    p.add_argument("--formats", default="png,pdf", help="comma-separated figure formats")
+    p.set_defaults(func=cmd_sweeps)
 
     p = sub.add_parser("new-method", help="write a ready-to-edit method plugin (module + test)")
     p.add_argument("name", help="method name, a lower-case identifier (e.g. my_fusion)")

@@ -106,23 +106,44 @@ def _dataset_errors(name: str, spec: dict, config: dict) -> list[tuple[str, str]
             errors.append(("", str(err)))
     if "real_pairs" in spec and not hasattr(dataset, "pair"):
         errors.append((".real_pairs", f"dataset {name!r} has no real pairs"))
+    swept = set(sweep_points(config))
     for protocol in spec.get("degradations", []):
-        if protocol not in PROTOCOLS:
+        if protocol not in PROTOCOLS and protocol not in swept:
             errors.append((".degradations", f"unknown protocol {protocol!r} "
                                             f"(known: {', '.join(sorted(PROTOCOLS))})"))
     return errors
 
 
 def _sweep_errors(config: dict) -> list[str]:
-    """Expand ``sweeps`` and add their protocols to the global ``degradations`` (once)."""
+    """Expand ``sweeps`` and add their protocols (once) to the global ``degradations`` and to
+    the own ``degradations`` list of every dataset that lists the sweep's base protocol."""
     from hmifbench.datasets.sweeps import expand_sweeps
 
     try:
         points = expand_sweeps(config["sweeps"])
     except ConfigError as err:
         return [str(err)]
+    errors = [f"config key sweeps.{name}.methods: unknown method entry {entry!r} "
+              f"(entries: {', '.join(config['methods'])})"
+              for name, spec in config["sweeps"].items() for entry in spec.get("methods") or []
+              if entry not in config["methods"]]
     config["degradations"] += [name for name in points if name not in config["degradations"]]
-    return []
+    for spec in config["datasets"].values():
+        own = spec.get("degradations")
+        if own:
+            # A dataset with its own list gets a sweep when it runs the sweep's base: the sweep
+            # departs from a protocol the dataset was meant to be degraded with.
+            bases = set(own)
+            own += [name for name, p in points.items() if p.nominal.name in bases and name not in own]
+    return errors
+
+
+def sweep_entries(config: dict, degradation: str) -> list[str]:
+    """The method entries that run ``degradation``: a sweep's ``methods`` for one of its
+    protocols, every entry otherwise (a validated config)."""
+    point = sweep_points(config).get(degradation)
+    chosen = (config["sweeps"][point.sweep].get("methods") if point else None) or config["methods"]
+    return [entry for entry in config["methods"] if entry in chosen]
 
 
 def sweep_points(config: dict) -> dict:

@@ -71,7 +71,7 @@ def simulate(scene_path, protocol: str, out_dir, seed: int = 0, scene_id: str | 
         nominal["protocol"] = p.name
     else:
         base = point.nominal
-        srf, _ = srf_for(base.srf, pair.lr_hsi.wavelengths)
+        srf, _ = srf_for(base.srf, pair.lr_hsi.wavelengths, base.srf_shift_nm)
         nominal = {"protocol": base.name, "psf": base.kernel().tolist(), "srf": srf.tolist(),
                    "sweep": point.sweep, "field": point.field, "value": point.value}
     out = Path(out_dir)

@@ -59,7 +59,9 @@ def psf_error(estimated, true) -> dict[str, float]:
     -------
     dict
         ``rmse`` — root mean square of the difference over the common support (which depends
-        on the padding; ``l1`` does not); ``l1`` — Σ|ĥ − h| ∈ [0, 2] for non-negative
+        on the padding; ``l1`` does not); ``rel_frobenius`` — ‖ĥ − h‖_F / ‖h‖_F on the common
+        support (zero padding changes neither norm, so it does not depend on the padding; 0 is
+        exact, 1 is as far off as a zero kernel); ``l1`` — Σ|ĥ − h| ∈ [0, 2] for non-negative
         kernels; ``max_abs``; ``sigma_estimated``, ``sigma_true`` — the effective width
         σ = sqrt(trace(Σ)/2) of each kernel's second-moment matrix Σ about its centroid
         (pixels; for an isotropic Gaussian it is its σ); ``sigma_error`` =
@@ -75,6 +77,7 @@ def psf_error(estimated, true) -> dict[str, float]:
     s_t = math.sqrt(max(np.trace(cov_t) / 2, 0.0))
     return {
         "rmse": float(np.sqrt(np.mean(diff ** 2))),
+        "rel_frobenius": float(np.linalg.norm(diff) / np.linalg.norm(ta)),
         "l1": float(np.abs(diff).sum()),
         "max_abs": float(np.abs(diff).max()),
         "sigma_estimated": s_e,
@@ -96,7 +99,8 @@ def srf_error(estimated, true, normalise: bool = True) -> dict:
     dict
         ``rmse_per_band`` (list, one per MSI band: sqrt(mean_k (R̂_jk − R_jk)²)),
         ``sam_per_band_deg`` (list: angle between the response vectors, degrees),
-        ``rmse_mean``, ``sam_mean_deg`` (means over MSI bands), ``rmse`` (over the whole matrix).
+        ``rmse_mean``, ``sam_mean_deg`` (means over MSI bands), ``rmse`` (over the whole matrix),
+        ``rel_frobenius`` — ‖R̂ − R‖_F / ‖R‖_F over the whole (normalised) matrix.
     """
     e = np.asarray(estimated, dtype=np.float64)
     t = np.asarray(true, dtype=np.float64)
@@ -130,6 +134,7 @@ def srf_error(estimated, true, normalise: bool = True) -> dict:
         "rmse_mean": float(np.mean(rmse_b)),
         "sam_mean_deg": float(np.mean(angle)),
         "rmse": float(np.sqrt(np.mean((e - t) ** 2))),
+        "rel_frobenius": float(np.linalg.norm(e - t) / np.linalg.norm(t)),
     }
 
 

@@ -111,6 +111,23 @@ def test_srf_error():
         M.srf_error(r[:2], r)
 
 
+def test_relative_frobenius_errors_of_psf_and_srf():
+    g = O.gaussian_psf(9, 1.5)
+    assert M.psf_error(3 * g, g)["rel_frobenius"] == pytest.approx(0, abs=1e-15)
+    narrow = O.gaussian_psf(9, 1.2)
+    expected = np.linalg.norm(narrow - g) / np.linalg.norm(g)
+    assert M.psf_error(narrow, g)["rel_frobenius"] == pytest.approx(expected)
+    # zero padding to a common support changes neither norm: a larger estimate of the same
+    # kernel (its 9×9 centre and zeros around) scores the same as the 9×9 one
+    padded = np.pad(narrow, 3)
+    assert M.psf_error(padded, g)["rel_frobenius"] == pytest.approx(expected)
+    rng = np.random.default_rng(1)
+    r = O.normalise_srf(rng.random((3, 10)))
+    e = O.normalise_srf(r + 0.1 * rng.random((3, 10)))
+    assert M.srf_error(e, r)["rel_frobenius"] == pytest.approx(np.linalg.norm(e - r) / np.linalg.norm(r))
+    assert M.srf_error(5 * r, r)["rel_frobenius"] == pytest.approx(0, abs=1e-15)
+
+
 def test_cost_parameters_flops_timer():
     torch = pytest.importorskip("torch")
     from hmifbench.metrics import cost

@@ -151,3 +151,68 @@ def test_nominal_is_the_truth_for_a_named_protocol_and_needs_the_record():
     assert np.allclose(FusionProblem.from_truth(lr, msi, truth, "nominal").psf, [[0.5, 0.5]])
     with pytest.raises(Exception, match="no 'nominal'"):
         FusionProblem.from_truth(lr, msi, {k: v for k, v in truth.items() if k != "nominal"}, "nominal")
+
+
+# --------------------------------------------------------------- SRF shift, methods, dataset lists
+
+def test_srf_shift_moves_every_curve_along_the_wavelengths():
+    from hmifbench.datasets.srf import srf_for
+    from hmifbench.errors import InputError
+
+    wl = np.arange(400, 710, 10.0)
+    plain, _ = srf_for("nikon-d700", wl)
+    # a 10 nm shift on the table's own 10 nm grid is one HSI band: rows move one column right
+    moved, covered = srf_for("nikon-d700", wl, 10.0)
+    assert np.allclose(moved[:, 1:] / moved[:, 1:].sum(axis=1, keepdims=True),
+                       plain[:, :-1] / plain[:, :-1].sum(axis=1, keepdims=True))
+    assert np.isclose(moved[:, 0], 0).all() and (covered <= 1).all()
+    centre = lambda r: (r * wl).sum(axis=1) / r.sum(axis=1)  # noqa: E731
+    assert np.all(centre(srf_for("nikon-d700", wl, -5.0)[0]) < centre(plain))
+    with pytest.raises(InputError, match="finite"):
+        srf_for("nikon-d700", wl, float("nan"))
+
+
+def test_srf_shift_sweep_makes_pairs_with_the_shifted_srf_and_a_nominal_base(tmp_path):
+    spec = {"base": "gauss-fwhm-x4", "field": "srf_shift_nm", "values": [-5, 5]}
+    points = expand_sweep("srf", spec)
+    assert [p.protocol.name for p in points] == ["srf_srf_shift_nm--5", "srf_srf_shift_nm-5"]
+    x = np.random.default_rng(0).random((16, 16, 31)).astype(np.float32)
+    scene = write_cube(tmp_path / "scene.hdr", Cube(x, np.arange(400, 710, 10.0)))
+    simulate(scene, "srf_srf_shift_nm-5", tmp_path / "pair", sweeps={"srf": spec})
+    truth = read_json(tmp_path / "pair" / "truth.json")
+    assert truth["protocol"]["srf_shift_nm"] == 5
+    assert not np.allclose(truth["srf"], truth["nominal"]["srf"])   # told the data-sheet table
+    assert np.allclose(truth["psf"], truth["nominal"]["psf"])
+    with pytest.raises(ConfigError, match=r"sweeps\.s\.values\[0\].*finite number"):
+        expand_sweep("s", {**spec, "values": ["far"]})
+
+
+def test_a_sweep_can_name_the_entries_that_run_it():
+    from hmifbench.config import sweep_entries
+
+    config = validate_config({**_config(sweeps={"psf-err": {**PSF_SWEEP, "methods": ["gsa"]}}),
+                              "methods": {"upsample": {}, "gsa": {}}})
+    assert sweep_entries(config, "psf-err_psf.sigma-2.5") == ["gsa"]
+    assert sweep_entries(config, "gauss-fwhm-x4") == ["upsample", "gsa"]
+    with pytest.raises(ConfigError, match=r"sweeps\.psf-err\.methods: unknown method entry 'fsue'"):
+        validate_config(_config(sweeps={"psf-err": {**PSF_SWEEP, "methods": ["fsue"]}}))
+
+
+def test_a_dataset_list_gets_the_sweeps_of_the_protocols_it_lists():
+    snr = {"base": "gauss-fwhm-x8", "field": "snr_hsi_db", "values": [30]}
+
+    def own_list(listed):
+        config = _config(sweeps={"psf-err": PSF_SWEEP, "snr": snr})
+        config["datasets"]["synthetic"]["degradations"] = listed
+        config = validate_config(config)
+        assert "snr_snr_hsi_db-30" in config["degradations"]   # the global list gets every sweep
+        return config["datasets"]["synthetic"]["degradations"]
+
+    # a dataset runs the sweeps whose base it lists, and no other
+    assert own_list(["gauss-fwhm-x8"]) == ["gauss-fwhm-x8", "snr_snr_hsi_db-30"]
+    assert own_list(["gauss-fwhm-x4", "aniso"]) == [
+        "gauss-fwhm-x4", "aniso", "psf-err_psf.sigma-2.5", "psf-err_psf.sigma-1.2", "psf-err_psf.sigma-1.7"]
+    assert own_list(["aniso"]) == ["aniso"]
+    # naming a sweep's protocol in a dataset's own list is allowed (and not repeated)
+    listed = own_list(["gauss-fwhm-x4", "psf-err_psf.sigma-1.2"])
+    assert listed.count("psf-err_psf.sigma-1.2") == 1 and len(listed) == 4

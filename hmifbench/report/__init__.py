@@ -8,7 +8,9 @@ figures (the driver layer; nothing here recomputes a metric).
   difference (docs/statistics.md);
 * :mod:`.cost` — parameters, FLOPs, training and fuse time, peak memory, iterations, device;
 * :mod:`.published` — numbers from papers (``published/*.yaml``) next to the measured ones;
-* :mod:`.figures` — figures 1–7 (PNG and PDF).
+* :mod:`.figures` — figures 1–7 (PNG and PDF);
+* :mod:`.sweeps` — per robustness sweep: metric against the swept value with bootstrap bands,
+  base/worst/slope tables and the blind runs' PSF/SRF estimation errors (``hmifbench sweeps``).
 
 :func:`write_report` (``hmifbench report``) writes every table; :func:`write_figures`
 (``hmifbench figures``) every figure. Both read only score files and what they point to.

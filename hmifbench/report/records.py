@@ -21,7 +21,7 @@ KEYS = ["entry", "dataset", "degradation"]
 DESCRIPTIVE = ["entry", "method", "family", "dataset", "degradation", "scene", "setting", "status",
                "profile", "crop", "n_params", "iterations", "error", "fuse_s", "peak_rss_mb",
                "peak_gpu_mb", "train_s", "device", "flops", "flops_input", "shape", "path",
-               "extra_profile"]
+               "extra_profile", "psf_rel_error", "srf_rel_error"]
 NOT_METRICS = set(DESCRIPTIVE)
 FAMILY_ORDER = {"linear": 0, "deep": 1}
 
@@ -96,6 +96,12 @@ def score_row(rec: dict, path, families: dict) -> dict:
     row["flops_input"] = "×".join(str(n) for n in flops["input"]) if flops.get("input") else None
     row["shape"] = "×".join(str(n) for n in rec["shape"]) if rec.get("shape") else None
     row["path"] = str(path)
+    # How far a blind run's PSF/SRF estimate is from the truth (hmifbench.metrics.psf_error /
+    # srf_error, computed by the evaluate stage): described, not scored, so not tabled as a metric.
+    estimated = rec.get("degradation_scores") or {}
+    for key in ("psf", "srf"):
+        value = (estimated.get(key) or {}).get("rel_frobenius")
+        row[f"{key}_rel_error"] = None if value is None else float(value)
     # float() also reads the "inf"/"nan" strings that stand for non-finite JSON numbers
     row.update({k: float(v) for k, v in (rec.get("scores") or {}).items()})
     return row

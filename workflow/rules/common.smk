@@ -5,7 +5,7 @@ import json
 import os
 
 from hmifbench import registry, weights
-from hmifbench.config import sweep_points, validate_config
+from hmifbench.config import sweep_entries, sweep_points, validate_config
 from hmifbench.datasets import get_dataset
 from hmifbench.provenance import config_hash
 from hmifbench.site import load_site
@@ -218,15 +218,16 @@ def batch_score_files(wildcards):
 def dataset_batch_files(wildcards):
     dataset = wildcards.dataset
     tracks = list(degradations(dataset)) + (["real"] if real_pair_scenes(dataset) else [])
-    return [f"results/scores/{entry}/{dataset}/{track}.batch" for entry in ENTRIES for track in tracks]
+    return [f"results/scores/{entry}/{dataset}/{track}.batch" for track in tracks
+            for entry in (ENTRIES if track == "real" else sweep_entries(config, track))]
 
 
 def dataset_score_files(wildcards):
     dataset = wildcards.dataset
     simulated = [
         f"results/scores/{entry}/{dataset}/{degradation}/{scene}.json"
-        for entry in ENTRIES
         for degradation in degradations(dataset)
+        for entry in sweep_entries(config, degradation)  # every entry, or a sweep's 'methods'
         for scene in test_scenes(dataset)
     ]
     real = [

@@ -106,3 +106,33 @@ rule report_figures:
     shell:
         "cat {input:q} > {params.listing:q} && "
         "hmifbench figures --scores-from {params.listing:q} -o {output:q} {params.scenes:q} > {log:q} 2>&1"
+
+
+# Per robustness sweep (docs/robustness.md): metric against the swept value with bootstrap
+# bands, base/worst/slope tables and the blind runs' PSF/SRF estimation errors.
+rule report_sweeps:
+    input:
+        expand("results/tables/scores/{dataset}.txt", dataset=config["datasets"]),
+    output:
+        report(
+            directory("results/sweeps"),
+            patterns=["{sweep,[A-Za-z0-9-]+}_{kind,figure|estimation|table}_{dataset}.{ext,png|html}"],
+            caption="../report/sweeps.rst",
+            category="Sweeps",
+            subcategory="{sweep}",
+            labels={"what": "{kind}", "dataset": "{dataset}"},
+        ),
+    log:
+        "results/logs/report/sweeps.log",
+    benchmark:
+        "results/benchmarks/report_sweeps.tsv"
+    conda:
+        "../envs/hmifbench.yaml"
+    params:
+        listing="results/tables/scores/sweeps.txt",
+        sweeps=lambda wc: [json.dumps(config["sweeps"], sort_keys=True)],  # a list: :q quotes it
+        seed=config["seed"],
+    shell:
+        "cat {input:q} > {params.listing:q} && "
+        "hmifbench sweeps --scores-from {params.listing:q} --sweeps {params.sweeps:q} "
+        "-o {output:q} --seed {params.seed} > {log:q} 2>&1"
