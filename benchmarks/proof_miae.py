@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import argparse
 
-from cave_proof import prove
+from cave_proof import LINEAR, prove
 
 CPU_BUDGET = {"iterations": 1500, "batching": "full", "record_every": 100}
 
@@ -23,6 +23,8 @@ if __name__ == "__main__":
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--iterations", type=int, default=CPU_BUDGET["iterations"])
     ap.add_argument("--crops", nargs="*", default=None, help="substrings of crop names")
+    ap.add_argument("--linear", nargs="*", default=LINEAR,
+                    help="reference methods, upsample and gsa first (default: all linear ones)")
     args = ap.parse_args()
     prove("miae", {**CPU_BUDGET, "iterations": args.iterations}, args.setting, args.crops,
-          threads=args.threads)
+          linear=args.linear, threads=args.threads)

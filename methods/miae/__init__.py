@@ -84,6 +84,13 @@ class MIAE(Method):
     * Shuffling draws from a generator seeded by (seed, epoch), so a resumed run sees the same
       batches; the seed is the suite's ``seed``.
     * 1×1 convolutions run as per-pixel linear maps (same parameters, same initialisation).
+    * Y_u is the code's bilinear upsample (``align_corners=False``), which places LR pixel i
+      at HR (i + ½)s − ½ rather than at the suite's s·i + offset; it is an input feature only
+      (the loss goes through the PSF), so it is kept.
+
+    Cost: AENet's forward pass at 512² is 39.6 GFLOPs (``metrics.cost.count_flops``; 19.8 G
+    multiply–adds, 75,600 a pixel); one step on the code's 50-patch batch at 512² ×8 (80,000
+    HR pixels) 12.1 GFLOPs forward. BlindNet's loss at 512² ×8 is 6.3 MFLOPs.
 
     CPU proof (``benchmarks/proof_miae.py``)
     ----------------------------------------
