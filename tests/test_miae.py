@@ -328,6 +328,12 @@ def test_patches_larger_than_the_image_are_refused():
         methods.get("miae", iterations=1).fuse(_small_problem(known=True), device="cpu")
 
 
+def test_a_psf_wider_than_a_patch_is_refused():
+    problem = known_problem(low_rank_scene(32, seed=1), 4, psf=gaussian_psf(31, 3.0))
+    with pytest.raises(InputError, match="reaches across a whole patch"):
+        methods.get("miae", iterations=1, width=4).fuse(problem, device="cpu")
+
+
 def test_interrupted_run_resumes_to_the_same_result(tmp_path):
     params = dict(TINY, checkpoint_dir=str(tmp_path), checkpoint_every=3)
     reference = methods.get("miae", **TINY).fuse(_small_problem(), device="cpu")

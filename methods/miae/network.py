@@ -16,6 +16,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from hmifbench.errors import InputError
 from hmifbench.methods import _deep
 
 #: Batch base of the released code's rule, by scale (any other scale: 100).
@@ -334,6 +335,10 @@ def train(problem, hr_msi, params, *, seed: int, device, progress, checkpoint, l
         patch = params.patch_size
         plan = batch_plan(rows, cols, s, patch, params.patch_stride, params.batch_size)
         crop = border_crop(model.blind.psf.reach(), s, patch)
+        if 2 * crop >= patch:
+            raise InputError(f"the PSF reaches across a whole patch of {patch} LR pixels "
+                             f"(border crop {crop}); use a larger patch_size or "
+                             "batching='full'")
     blind_steps = params.blind_iterations if (learn_psf or learn_srf) else 0
     blind_params = [p for p in model.blind.parameters() if p.requires_grad]
     opt_blind = torch.optim.Adam(blind_params, lr=params.blind_lr) if blind_params else None
