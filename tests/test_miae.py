@@ -252,6 +252,7 @@ def test_loss_is_the_sum_of_absolute_errors_on_the_full_image():
 
 # ------------------------------------------------------------------------ learning
 
+@pytest.mark.slow  # ~5 CPU s
 def test_low_rank_toy_in_the_known_setting_beats_bicubic():
     """Noiseless 3-endmember data: X is a linear function of the MSI pixel, which AENet
     represents exactly (E holds the spectra, S the abundances). From E's uniform start (every

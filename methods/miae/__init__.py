@@ -107,8 +107,8 @@ class MIAE(Method):
         chart_toy 144²  24.83 / 6.01    33.04 / 5.24   mtf_glp 44.61 / 2.58  44.20 / 2.98    307
         feathers 144²   29.51 / 4.72    37.35 / 6.19   cnmf    48.35 / 2.70  47.95 / 2.58    284
 
-    MIAE beats ``upsample`` on PSNR (+15 to +20 dB) and SAM on all three crops, and ``gsa``
-    everywhere; it is within 0.4 dB of the best linear method (better in SAM on feathers).
+    MIAE beats ``upsample`` on PSNR (+18 to +20 dB) and SAM on all three crops, and ``gsa``
+    everywhere; it is 0.2–0.4 dB below the best linear method (better in SAM on feathers).
     The curve on balloons (PSNR / SAM after t steps, same budget): 100: 41.75 / 6.14;
     200: 44.68 / 4.37; 500: 45.99 / 3.39; 1,000: 48.42 / 2.62; 1,500: 49.67 / 2.16 — the bar
     is passed from ~200 steps. P = 30 (the paper's DC/UH width) reaches 48.70 / 2.94 there in
