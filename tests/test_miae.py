@@ -87,7 +87,7 @@ def test_bad_parameters_are_refused(bad):
 
 
 def test_parameter_count_matches_the_published_model():
-    """76,240 for L = 31, l = 3, P = 80, T = 3 and 12,090 for P = 30 (the research counts);
+    """76,240 for L = 31, l = 3, P = 80, T = 3 and 12,090 for P = 30 (the published model, counted);
     BlindNet (2s−1)² + lL = 318 at ×8."""
     assert _deep.count_parameters(N.AENet(31, 3, 80, 3)) == 76240
     assert _deep.count_parameters(N.AENet(31, 3, 30, 3)) == 12090
