@@ -92,6 +92,8 @@ def test_parameter_count_of_the_published_network_with_shared_modules():
              "guide_in": 1920}
     assert {k: count_parameters(getattr(model, k)) for k in parts} == parts
     assert count_parameters(model) == 245151
+    # 10 batch norms of 64 channels (mean, variance, counter); the authors' unused 11th is left out
+    assert sum(b.numel() for b in model.buffers()) == 10 * 129
     assert count_parameters(N.GuidedDeepDecoder(31, 5, 31)) == 245151 + 2 * 9 * 64
 
 

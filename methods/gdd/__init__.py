@@ -87,9 +87,9 @@ class GDD(Method):
     family = "deep"
     training = "none"
     blind = True  # needs the PSF/SRF; estimated by HySure's estimator when not given
-    # 512² (padded grid 512²), 31 bands: one step ≈ 3 × the forward's 63 GFLOPs; activations of
-    # ~40 feature maps of 64×512² floats with their gradients ≈ 3–4 GB. The paper's 20,001
-    # steps take tens of minutes on one GPU.
+    # Not measured on a GPU here. At 512², 31/3 bands, the forward costs 101 GFLOPs
+    # (metrics.cost), a step about three times that; the activations kept for the backward
+    # pass (~40 maps of 64 × 512² floats) are ~3 GB. 20,001 steps: tens of minutes on a GPU.
     resources = Resources(gpu=1, mem_mb=8000, runtime_min=120, threads=2)
     citation = ("T. Uezato, D. Hong, N. Yokoya, W. He, Guided Deep Decoder: Unsupervised Image "
                 "Pair Fusion, ECCV 2020, pp. 87-102, arXiv:2007.11766")
