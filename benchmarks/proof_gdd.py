@@ -18,7 +18,7 @@ import numpy as np
 
 from cave_proof import prove
 
-CPU_BUDGET = {"iterations": 1000, "record_every": 100}
+CPU_BUDGET = {"iterations": 1200, "hsi_weight": 1.0, "record_every": 100}
 
 
 def toy_256(iterations: int = 30) -> dict:
@@ -74,6 +74,8 @@ if __name__ == "__main__":
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--iterations", type=int, default=CPU_BUDGET["iterations"])
     ap.add_argument("--crops", nargs="*", default=None, help="substrings of crop names")
+    ap.add_argument("--linear", nargs="*", default=None, help="reference methods (default: all)")
+    ap.add_argument("--hsi-weight", type=float, default=CPU_BUDGET["hsi_weight"])
     ap.add_argument("--toy", action="store_true", help="only the 256² ×32 box-PSF loss check")
     ap.add_argument("--flops", action="store_true", help="only the FLOPs at 512²")
     args = ap.parse_args()
@@ -82,5 +84,8 @@ if __name__ == "__main__":
     elif args.flops:
         flops_512()
     else:
-        prove("gdd", {**CPU_BUDGET, "iterations": args.iterations}, args.setting, args.crops,
+        from cave_proof import LINEAR
+
+        budget = {**CPU_BUDGET, "iterations": args.iterations, "hsi_weight": args.hsi_weight}
+        prove("gdd", budget, args.setting, args.crops, linear=args.linear or LINEAR,
               threads=args.threads)
