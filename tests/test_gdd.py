@@ -142,6 +142,7 @@ def test_output_is_cropped_back_and_the_padding_never_reaches_the_loss():
 
 # ------------------------------------------------------------------------ learning
 
+@pytest.mark.slow  # ~4 s on an idle core (40 steps of the full network at 64²)
 def test_loss_decreases_on_a_box_psf_x32_toy():
     """64² (the smallest size with a ×32 LR grid of 2×2 and BN statistics over 2×2 codes), a
     32×32 block average, the full-width network: both terms of the loss fall within 40 steps

@@ -78,9 +78,31 @@ class GDD(Method):
     * The seed is the suite's ``seed``; the code noise of step t is drawn from a generator
       seeded by (seed, t), so reruns are bitwise equal on a CPU and resumes exact.
 
+    * Backtracking as published fires often once the loss is near 10⁻⁵: the threshold is
+      absolute and the code noise alone moves the loss by about that much (balloons below:
+      restores at steps 1042, 1202, 1390, 1561, 1742, 1958, i.e. each time the 150-step pause
+      ends). It is kept on by default, as in the paper.
+
     CPU proof (``benchmarks/proof_gdd.py``)
     ---------------------------------------
-    (measurements below)
+    Real CAVE crops (cut to a multiple of 8), ``gauss-fwhm-x8``, known setting, seed 0, one
+    torch thread, on a 2-core machine at load average 17–21 (wall times are several times the
+    CPU times; the CPU seconds are the fair figure). PSNR dB / SAM °.
+
+    With the paper's settings (λ = 0.1) on balloons (96², no padding), PSNR passes bicubic
+    (29.72 dB) after ~100 steps but the angle is slow (bicubic 4.45°)::
+
+        steps   100          300         500         1000        1500        2000  (263 CPU s)
+        GDD     31.5/14.9    36.7/9.5    38.2/7.7    41.0/5.9    42.0/5.1    42.4/4.7
+
+    (the network's output at the step's perturbed code; the final output with z0 after 2,000
+    steps is 42.24 dB / 4.65°). The spectra of X̂ come from the LR-HSI term alone, weighted 0.1
+    against the MSI term, so the spectral angle converges an order of magnitude later than the
+    PSNR. With λ = 1 the angle falls several times faster (balloons: 7.95° after 100 steps,
+    5.73° after 300, against 14.9° and 9.5°), so the CPU budget of the proof is **1,200 steps
+    at λ = 1** (``hsi_weight: 1.0``), everything else as published:
+
+    (table below)
     """
 
     name = "gdd"
