@@ -56,8 +56,8 @@ class GDD(Method):
     ``blind = True`` in the suite's sense (it runs without them), and a blind score measures
     GDD *with estimated degradations*, which ``extras["degradation"]`` records.
 
-    Departures from the paper and the authors' code (each tested)
-    ---------------------------------------------------------------
+    Departures from the paper and the authors' code
+    -----------------------------------------------
     * Image size: the network needs H and W divisible by 32. The MSI guide is mirrored at the
       bottom and right edges (numpy ``symmetric``) to the next multiple of 32, and to at
       least 64 so that the coarsest batch norm sees more than one value per channel (1×1
@@ -78,7 +78,6 @@ class GDD(Method):
       the batch-norm buffers are 1,290, not 1,419. Parameters are unchanged.
     * The seed is the suite's ``seed``; the code noise of step t is drawn from a generator
       seeded by (seed, t), so reruns are bitwise equal on a CPU and resumes exact.
-
     * Backtracking as published fires often once the loss is near 10⁻⁵: the threshold is
       absolute and the code noise alone moves the loss by about that much (balloons below:
       restores at steps 1042, 1202, 1390, 1561, 1742, 1958, i.e. each time the 150-step pause
