@@ -62,10 +62,16 @@ def score(truth, estimate, scale):
     return s["psnr"], s["sam"]
 
 
-def run_method(name, params, problem, truth, seed=0):
+def run_method(name, params, problem, truth, seed=0, threads=None):
     from hmifbench import methods
 
     method = methods.get(name, **params)
+    if threads is not None:
+        # The metrics' numba kernels set the thread count of the OpenMP runtime torch shares,
+        # so torch's own setting does not survive a scoring: set it again before each run.
+        import torch
+
+        torch.set_num_threads(threads)
     start, cpu = time.perf_counter(), time.process_time()
     fused = method.fuse(problem, seed=seed, device="cpu")
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
@@ -88,7 +94,7 @@ def prove(method: str, params: dict, setting: str = "known", names=None, linear=
     for name, cube in cave_cubes(names):
         problem = problem_of(cube, setting)
         refs = [run_method(m, {}, problem, cube.data) for m in linear]
-        deep = run_method(method, params, problem, cube.data)
+        deep = run_method(method, params, problem, cube.data, threads=threads)
         up = refs[0]
         best = max(refs[2:] or refs, key=lambda r: r["psnr"])
         ok = deep["psnr"] > up["psnr"] and deep["sam"] < up["sam"]
