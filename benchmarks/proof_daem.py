@@ -6,7 +6,8 @@
 DAEM trains on a dataset, so each crop is fused by a model trained on the *other two* crops
 (``--train loo``, default: the test scene is never seen in training) or on synthetic
 ColorChecker scenes (``--train synthetic``), then adapted on the test pair. Prints PSNR, SAM,
-ERGAS, time and iterations for DAEM and the linear baselines, and the load average.
+time and iterations for DAEM and the linear baselines, and the load average. The crops and
+their degradation are those of ``cave_proof.py``.
 
     python benchmarks/proof_daem.py --flops    # forward FLOPs at 512² (metrics/cost), no data
 """
@@ -15,24 +16,25 @@ from __future__ import annotations
 
 import argparse
 import sys
+import os
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import _proof  # noqa: E402
+import cave_proof  # noqa: E402
 
 PROTOCOL = "gauss-fwhm-x8"
 
 
 def train_problems(name, crops, mode, setting):
     if mode == "loo":
-        return [_proof.problem_of(c, PROTOCOL, setting)[0] for n, c in crops.items() if n != name]
+        return [cave_proof.problem_of(c, setting, PROTOCOL) for n, c in crops.items() if n != name]
     from hmifbench.cube import Cube
     from hmifbench.datasets.synthetic import make_scene
 
-    return [_proof.problem_of(Cube(make_scene(seed=s, size=128).data, _proof.WAVELENGTHS),
-                              PROTOCOL, setting)[0] for s in range(4)]
+    return [cave_proof.problem_of(Cube(make_scene(seed=s, size=128).data, cave_proof.WAVELENGTHS),
+                                  setting, PROTOCOL) for s in range(4)]
 
 
 def flops(size: int = 512, scale: int = 32) -> None:
@@ -53,14 +55,14 @@ def flops(size: int = 512, scale: int = 32) -> None:
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", type=Path, default=_proof.DEFAULT_DATA)
+    ap.add_argument("--data", type=Path, default=cave_proof.real_dir())
     ap.add_argument("--train", choices=("loo", "synthetic"), default="loo")
     ap.add_argument("--setting", choices=("known", "blind"), default="known")
     ap.add_argument("--iterations", type=int, default=7300, help="training steps")
     ap.add_argument("--adapt", type=int, default=475)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--crops", nargs="*", default=None, help="crop names (default: all)")
-    ap.add_argument("--linear", nargs="*", default=list(_proof.LINEAR))
+    ap.add_argument("--linear", nargs="*", default=list(cave_proof.LINEAR))
     ap.add_argument("--flops", action="store_true", help="print forward FLOPs and exit")
     args = ap.parse_args(argv)
     if args.flops:
@@ -68,11 +70,12 @@ def main(argv=None):
 
     from hmifbench import registry
 
-    crops = _proof.cave_crops(args.data)
+    crops = dict(cave_proof.cave_cubes(data=args.data))
     for name in args.crops or list(crops):
-        problem, truth = _proof.problem_of(crops[name], PROTOCOL, args.setting)
+        problem = cave_proof.problem_of(crops[name], args.setting, PROTOCOL)
+        truth = crops[name].data
         print(f"{name} {truth.shape} {PROTOCOL} {args.setting}, train={args.train}, "
-              f"load {_proof.loadavg()}", flush=True)
+              f"load {os.getloadavg()}", flush=True)
         method = registry.get("daem", iterations=args.iterations, adapt_iterations=args.adapt)
         t0 = time.perf_counter()
         state = method.fit(train_problems(name, crops, args.train, args.setting), seed=args.seed,
@@ -81,15 +84,16 @@ def main(argv=None):
         t0 = time.perf_counter()
         fused = method.fuse(problem, state=state, seed=args.seed, device="cpu")
         t_fuse = time.perf_counter() - t0
-        print(_proof.row("daem", _proof.score(truth, fused.hr_hsi, 8), t_fit + t_fuse,
-                         f"train {state['iterations']} it {t_fit:.1f} s + adapt "
-                         f"{fused.iterations} it {t_fuse:.1f} s, {fused.n_params} params"))
-        base = _proof.linear_baselines(problem, truth, args.linear)
-        for m, (scores, seconds) in base.items():
-            print(_proof.row(m, scores, seconds))
-        best = max(base, key=lambda m: base[m][0]["psnr"])
-        print(f"  best linear by PSNR: {best}; load {_proof.loadavg()}", flush=True)
-
+        psnr, sam = cave_proof.score(truth, fused.hr_hsi, 8)
+        print(f"  daem         PSNR {psnr:6.2f}  SAM {sam:5.2f}  {t_fit + t_fuse:7.1f} s  "
+              f"train {state['iterations']} it {t_fit:.1f} s + adapt {fused.iterations} it "
+              f"{t_fuse:.1f} s, {fused.n_params} params")
+        base = [cave_proof.run_method(m, {}, problem, truth) for m in args.linear]
+        for r in base:
+            print(f"  {r['method']:<12} PSNR {r['psnr']:6.2f}  SAM {r['sam']:5.2f}  "
+                  f"{r['seconds']:7.1f} s")
+        best = max(base, key=lambda r: r["psnr"])["method"]
+        print(f"  best linear by PSNR: {best}; load {os.getloadavg()}", flush=True)
 
 if __name__ == "__main__":
     main()
