@@ -118,6 +118,9 @@ class UDALN(Method):
             5000, "stage 3 step where the linear lr decay to 0 starts (>= iterations: none)")
         srf_init_sigma: float = param(3.5, "σ (in bands) of the Gaussian SRF initialisation")
         negative_slope: float = param(0.2, "LeakyReLU slope of SpeUnet")
+        standardise_input: bool = param(
+            False, "standardise SpeUnet's input bands by the HR-MSI's band means and standard "
+                   "deviations (not in the paper; same functions, better-conditioned Adam)")
         use_known: bool = param(True, "use a PSF/SRF the problem gives instead of learning it")
         checkpoint_dir: str = param("", "directory for a resumable checkpoint; '' = none")
         checkpoint_every: int = param(1000, "steps between checkpoints")
