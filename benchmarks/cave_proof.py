@@ -86,27 +86,28 @@ def score(truth, estimate, scale):
 class Curve:
     """PSNR/SAM of a method's running estimate every ``every`` iterations.
 
-    ``estimate`` is a callable returning the current (H, W, B) estimate or None (not yet
-    available); a proof script sets it up (e.g. by keeping a reference to the network) and
-    passes :meth:`progress` to ``fuse``. Points are (iteration, PSNR, SAM, CPU seconds).
+    ``estimate(problem)`` returns the current (H, W, B) estimate for the problem being fused,
+    or None (not yet available); a proof script sets it up (e.g. by keeping a reference to
+    the network) and :func:`run_method` passes :meth:`progress` to ``fuse``. Points are
+    (iteration, PSNR, SAM, CPU seconds since the start of the fusion).
     """
 
     def __init__(self, every: int, estimate=None):
         self.every, self.estimate, self.points = int(every), estimate, []
-        self.truth = self.scale = None
+        self.truth = self.problem = None
         self.cpu0 = time.process_time()
 
-    def start(self, truth, scale) -> None:
-        self.truth, self.scale, self.points = truth, scale, []
+    def start(self, truth, problem) -> None:
+        self.truth, self.problem, self.points = truth, problem, []
         self.cpu0 = time.process_time()
 
     def progress(self, done: int, total: int, losses: dict) -> None:
         if done % self.every and done != total:
             return
-        x = self.estimate() if self.estimate is not None else None
+        x = self.estimate(self.problem) if self.estimate is not None else None
         if x is not None:
             cpu = time.process_time() - self.cpu0
-            self.points.append((done, *score(self.truth, x, self.scale), cpu))
+            self.points.append((done, *score(self.truth, x, self.problem.scale), cpu))
 
     def table(self) -> str:
         return "\n".join(f"  it {i:6d}  PSNR {p:6.2f}  SAM {s:5.2f}  CPU s {c:7.1f}"
@@ -119,7 +120,7 @@ def run_method(name, params, problem, truth, seed=0, curve: Curve | None = None)
 
     method = methods.get(name, **params)
     if curve is not None:
-        curve.start(truth, problem.scale)
+        curve.start(truth, problem)
     start, cpu = time.perf_counter(), time.process_time()
     fused = method.fuse(problem, seed=seed, device="cpu",
                         progress=curve.progress if curve is not None else None)

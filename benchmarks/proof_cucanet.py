@@ -58,7 +58,7 @@ def running_estimate():
 
     N.CUCaNet.forward = wrapped
 
-    def estimate():
+    def estimate(problem):
         if "net" not in seen:
             return None
         with torch.no_grad():
