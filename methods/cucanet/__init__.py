@@ -141,6 +141,9 @@ class CUCaNet(Method):
                                           "is learned)")
         sum_to_one_weight: float = param(0.01, "α, abundance sum-to-one penalty")
         sparsity_weight: float = param(0.01, "β, abundance sparsity (KL) penalty")
+        standardise_input: bool = param(
+            False, "feed the encoders standardised bands (band mean 0, standard deviation 1; "
+                   "not in the paper)")
         psf_mode: Literal["auto", "learn", "known"] = param(
             "auto", "auto: the given PSF if any, else a learned block PSF; learn; known")
         srf_mode: Literal["auto", "learn", "known"] = param(
