@@ -2,7 +2,7 @@
 
     OMP_NUM_THREADS=1 python benchmarks/proof_cucanet.py [--crops balloons chart_toy feathers]
         [--threads 1] [--iterations N] [--width W] [--endmembers K] [--lr LR]
-        [--setting known|blind] [--curve-every N]
+        [--setting known|blind] [--standardise] [--curve-every N]
     python benchmarks/proof_cucanet.py --flops
 
 The harness is ``cave_proof.py`` (crops cut to a multiple of 8 from the top-left, linear
@@ -20,7 +20,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from cave_proof import Curve, prove
+from cave_proof import LINEAR, Curve, prove
 
 #: The CPU budget (the paper: width 512, K 128, 10,000 iterations on a GPU).
 CPU_BUDGET = {"iterations": 4000, "width": 64, "endmembers": 16}
@@ -77,13 +77,19 @@ if __name__ == "__main__":
     ap.add_argument("--endmembers", type=int, default=CPU_BUDGET["endmembers"])
     ap.add_argument("--lr", type=float, default=5e-3)
     ap.add_argument("--setting", choices=["known", "blind"], default="known")
+    ap.add_argument("--standardise", action="store_true",
+                    help="standardise_input=True (standardised encoder input, not the paper)")
     ap.add_argument("--curve-every", type=int, default=0, help="0: no curve")
+    ap.add_argument("--linear", nargs="+", default=LINEAR,
+                    help="reference methods, upsample and gsa first (default: all linear)")
     ap.add_argument("--flops", action="store_true")
     args = ap.parse_args()
     if args.flops:
         print_flops()
     else:
         params = {"iterations": args.iterations, "width": args.width,
-                  "endmembers": args.endmembers, "lr": args.lr}
+                  "endmembers": args.endmembers, "lr": args.lr,
+                  "standardise_input": args.standardise}
         curve = Curve(args.curve_every, running_estimate()) if args.curve_every else None
-        prove("cucanet", params, args.setting, args.crops, threads=args.threads, curve=curve)
+        prove("cucanet", params, args.setting, args.crops, linear=args.linear,
+              threads=args.threads, curve=curve)
