@@ -84,7 +84,7 @@ class UDALN(Method):
 
         crop            upsample       gsa            best linear          UDALN          CPU s  wall s
         balloons 96²    29.72 / 4.45   37.57 / 4.35   mtf_glp 49.84/2.03   47.27 / 3.06   137    1153
-        chart_toy 144²  24.83 / 6.01   33.04 / 5.24   ltmr    @CTLIN@   39.71 / 4.49   182    1389
+        chart_toy 144²  24.83 / 6.01   33.04 / 5.24   ltmr    46.09/2.10   39.71 / 4.49   182    1389
         feathers 144²   29.51 / 4.72   37.35 / 6.19   ltmr    48.85/2.32   45.80 / 3.87   175    1358
 
     (PSNR dB / SAM °.) Stage 2 costs ~1 ms a step (12×12 or 18×18 LR pixels), stage 3
