@@ -8,7 +8,7 @@ DAEM trains on a dataset, so each crop is fused by a model trained on the *other
 plus ``--synthetic`` synthetic ColorChecker scenes of 128² (``--train loo+synthetic``, the
 default and the documented budget; ``loo``: the other crops only; ``synthetic``: the synthetic
 scenes only), then adapted on the test pair. The test crop's ground truth is never a training
-pair. Prints PSNR, SAM, ERGAS, wall and process-CPU seconds, seconds per step and iterations
+pair. Prints PSNR, SAM, wall and process-CPU seconds, seconds per step and iterations
 for DAEM and the linear baselines, and the load average.
 
 The budget (``CPU_BUDGET``): the paper's 7,300 training steps and its adaptation lr 1e-3, with
@@ -20,13 +20,14 @@ The budget (``CPU_BUDGET``): the paper's 7,300 training steps and its adaptation
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import _proof  # noqa: E402
+import cave_proof  # noqa: E402
 
 PROTOCOL = "gauss-fwhm-x8"
 CPU_BUDGET = {"iterations": 7300, "adapt_iterations": 2000, "adapt_lr": 1e-3}
@@ -37,14 +38,14 @@ def train_problems(name, crops, mode, setting, synthetic=SYNTHETIC_SCENES):
     """The training pairs for test crop ``name``: never the test crop itself."""
     problems = []
     if mode in ("loo", "loo+synthetic"):
-        problems += [_proof.problem_of(c, PROTOCOL, setting)[0]
+        problems += [cave_proof.problem_of(c, setting, PROTOCOL)
                      for n, c in crops.items() if n != name]
     if mode in ("synthetic", "loo+synthetic"):
         from hmifbench.cube import Cube
         from hmifbench.datasets.synthetic import make_scene
 
-        problems += [_proof.problem_of(Cube(make_scene(seed=s, size=128).data,
-                                            _proof.WAVELENGTHS), PROTOCOL, setting)[0]
+        problems += [cave_proof.problem_of(Cube(make_scene(seed=s, size=128).data,
+                                                cave_proof.WAVELENGTHS), setting, PROTOCOL)
                      for s in range(synthetic)]
     return problems
 
@@ -67,7 +68,7 @@ def flops(size: int = 512, scale: int = 32) -> None:
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", type=Path, default=_proof.DEFAULT_DATA)
+    ap.add_argument("--data", type=Path, default=cave_proof.real_dir())
     ap.add_argument("--train", choices=("loo+synthetic", "loo", "synthetic"),
                     default="loo+synthetic")
     ap.add_argument("--synthetic", type=int, default=SYNTHETIC_SCENES,
@@ -80,7 +81,7 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=1, help="torch threads")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--crops", nargs="*", default=None, help="crop names (default: all)")
-    ap.add_argument("--linear", nargs="*", default=list(_proof.LINEAR))
+    ap.add_argument("--linear", nargs="*", default=list(cave_proof.LINEAR))
     ap.add_argument("--flops", action="store_true", help="print forward FLOPs and exit")
     args = ap.parse_args(argv)
     if args.flops:
@@ -91,12 +92,14 @@ def main(argv=None):
     from hmifbench import registry
 
     torch.set_num_threads(args.threads)
-    crops = _proof.cave_crops(args.data)
+    crops = dict(cave_proof.cave_cubes(data=args.data))
     for name in args.crops or list(crops):
-        problem, truth = _proof.problem_of(crops[name], PROTOCOL, args.setting)
+        problem, truth = cave_proof.problem_of(crops[name], args.setting, PROTOCOL), crops[name].data
+        # Scoring (numba) resets the OpenMP thread count torch shares: set it for every crop.
+        torch.set_num_threads(args.threads)
         train = train_problems(name, crops, args.train, args.setting, args.synthetic)
         print(f"{name} {truth.shape} {PROTOCOL} {args.setting}, train={args.train} "
-              f"({len(train)} pairs), torch threads {args.threads}, load {_proof.loadavg()}",
+              f"({len(train)} pairs), torch threads {args.threads}, load {os.getloadavg()}",
               flush=True)
         method = registry.get("daem", iterations=args.iterations, adapt_iterations=args.adapt,
                               adapt_lr=args.adapt_lr)
@@ -107,17 +110,18 @@ def main(argv=None):
         fused = method.fuse(problem, state=state, seed=args.seed, device="cpu")
         t_fuse, c_fuse = time.perf_counter() - t0, time.process_time() - c0
         n_fit, n_fuse = state["iterations"], fused.iterations
-        print(_proof.row("daem", _proof.score(truth, fused.hr_hsi, 8), t_fit + t_fuse,
-                         f"CPU {c_fit + c_fuse:.1f} s; train {n_fit} it {t_fit:.1f} s wall "
-                         f"{c_fit:.1f} s CPU ({1e3 * c_fit / max(n_fit, 1):.2f} ms CPU/it) + adapt "
-                         f"{n_fuse} it {t_fuse:.1f} s wall {c_fuse:.1f} s CPU "
-                         f"({1e3 * c_fuse / max(n_fuse, 1):.2f} ms CPU/it, with the read-out), "
-                         f"{fused.n_params} params"))
-        base = _proof.linear_baselines(problem, truth, args.linear)
-        for m, (scores, seconds) in base.items():
-            print(_proof.row(m, scores, seconds))
-        best = max(base, key=lambda m: base[m][0]["psnr"])
-        print(f"  best linear by PSNR: {best}; load {_proof.loadavg()}", flush=True)
+        psnr, sam = cave_proof.score(truth, fused.hr_hsi, problem.scale)
+        print(f"  daem         PSNR {psnr:6.2f}  SAM {sam:5.2f}  {t_fit + t_fuse:7.1f} s wall  "
+              f"CPU {c_fit + c_fuse:.1f} s; train {n_fit} it {t_fit:.1f} s wall {c_fit:.1f} s CPU "
+              f"({1e3 * c_fit / max(n_fit, 1):.2f} ms CPU/it) + adapt {n_fuse} it {t_fuse:.1f} s "
+              f"wall {c_fuse:.1f} s CPU ({1e3 * c_fuse / max(n_fuse, 1):.2f} ms CPU/it, with the "
+              f"read-out), {fused.n_params} params")
+        base = [cave_proof.run_method(m, {}, problem, truth) for m in args.linear]
+        for r in base:
+            print(f"  {r['method']:<12} PSNR {r['psnr']:6.2f}  SAM {r['sam']:5.2f}  "
+                  f"{r['seconds']:7.1f} s wall  {r['cpu_seconds']:7.1f} s CPU")
+        best = max(base, key=lambda r: r["psnr"])["method"]
+        print(f"  best linear by PSNR: {best}; load {os.getloadavg()}", flush=True)
 
 
 if __name__ == "__main__":

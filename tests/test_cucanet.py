@@ -246,3 +246,27 @@ def test_checkpoint_resume_gives_the_same_result(tmp_path):
     again = methods.get("cucanet", **params).fuse(problem, device="cpu")
     assert again.extras["resumed_from"] == 4
     assert np.array_equal(first.hr_hsi, again.hr_hsi)
+
+
+def test_standardised_input_feeds_the_encoders_standardised_bands():
+    """``standardise_input`` (not in the paper) only changes what the encoders see: the network
+    with it equals the plain network given the standardised images; off, nothing changes."""
+    torch.manual_seed(0)
+    yh, ym = torch.rand(1, 31, 4, 4) * 0.2 + 0.05, torch.rand(1, 3, 16, 16) * 0.3
+    net = N.CUCaNet(31, 3, 4, (4, 4), endmembers=4, width=8)
+    plain = N.CUCaNet(31, 3, 4, (4, 4), endmembers=4, width=8)
+    plain.load_state_dict(net.state_dict())
+    net.standardise_to(yh, ym)
+    torch.testing.assert_close(net.shift_msi.flatten(), ym.mean(dim=(0, 2, 3)))
+    torch.testing.assert_close(net.spread_hsi.flatten(), yh.std(dim=(0, 2, 3)))
+
+    def std(x):
+        return (x - x.mean(dim=(0, 2, 3), keepdim=True)) / x.std(dim=(0, 2, 3), keepdim=True)
+
+    torch.testing.assert_close(net(yh, ym)["hr_hsi"], plain(std(yh), std(ym))["hr_hsi"])
+    problem, _ = toy_problem()
+    off = methods.get("cucanet", iterations=2, **TINY).fuse(problem, device="cpu")
+    on = [methods.get("cucanet", iterations=2, standardise_input=True, **TINY).fuse(
+        problem, device="cpu") for _ in range(2)]
+    assert np.array_equal(on[0].hr_hsi, on[1].hr_hsi) and not np.array_equal(on[0].hr_hsi, off.hr_hsi)
+    assert on[0].n_params == off.n_params

@@ -248,3 +248,42 @@ def test_interrupted_run_resumes_to_the_same_result(tmp_path):
     resumed = methods.get("udaln", **params).fuse(_small_problem(), device="cpu")
     assert resumed.extras["resumed_from"] == 10
     np.testing.assert_array_equal(resumed.hr_hsi, reference.hr_hsi)
+
+
+# ------------------------------------------------------------------------ input standardisation
+
+def test_input_standardisation_is_an_exact_reparametrisation():
+    """(y − μ)/σ before SpeUnet equals the plain network with μ, σ folded into its first layer:
+    the option changes Adam's conditioning, not the functions the model can represent."""
+    torch.manual_seed(0)
+    rows = torch.rand(50, 3) * torch.tensor([0.3, 0.2, 0.1]) + 0.05
+    net = N.SpeUnet(3, 31)
+    net.standardise_to(rows)
+    assert net.shift.tolist() == pytest.approx(rows.mean(0).tolist())
+    assert net.spread.tolist() == pytest.approx(rows.std(0).tolist())
+    plain = N.SpeUnet(3, 31)
+    plain.load_state_dict({**net.state_dict(), "shift": torch.zeros(3), "spread": torch.ones(3)})
+    first = plain.body[0]
+    with torch.no_grad():
+        first.weight.copy_(net.body[0].weight / net.spread)
+        first.bias.copy_(net.body[0].bias - net.body[0].weight @ (net.shift / net.spread))
+    torch.testing.assert_close(plain(rows), net(rows), rtol=1e-5, atol=1e-6)
+    assert sum(p.numel() for p in net.parameters()) == 1195  # buffers, not parameters
+
+
+def test_input_standardisation_fits_correlated_msi_bands_faster():
+    """The MSI bands of real scenes are strongly correlated (CAVE balloons at ×8: covariance
+    eigenvalues 6e-5 … 2e-2), which slows Adam along the colour differences that carry the
+    spectral shape. On a toy with correlated bands that the model represents exactly,
+    standardised input reaches a lower stage-2 loss in the same steps."""
+    x = low_rank_scene(16, seed=0, smooth=1.5)
+    x = 0.05 + 0.25 * x  # dark, like the CAVE crops: the bands cluster near one grey level
+    problem = known_problem(x, 4, support_srf())
+    losses = {}
+    for standardise in (False, True):
+        fused = methods.get("udaln", **tiny_params(stage2_iterations=400, stage2_decay_start=300,
+                                                   stage3_iterations=0,
+                                                   standardise_input=standardise)).fuse(problem, device="cpu")
+        losses[standardise] = fused.extras["final_losses"]["loss"]
+    # measured: 2.6e-4 against 1.5e-3
+    assert losses[True] < 0.5 * losses[False], losses

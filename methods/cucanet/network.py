@@ -189,7 +189,22 @@ class CUCaNet(nn.Module):
         self.dec_h = _conv(endmembers, bands, bias=False)
         self.dec_m = _conv(endmembers, msi_bands, bias=False)
         self.abundance = abundance
+        # Input standardisation (buffers; 0 and 1 = none, the paper): see standardise_to.
+        for name, n in (("hsi", bands), ("msi", msi_bands)):
+            self.register_buffer(f"shift_{name}", torch.zeros(1, n, 1, 1))
+            self.register_buffer(f"spread_{name}", torch.ones(1, n, 1, 1))
         self._init_weights()
+
+    @torch.no_grad()
+    def standardise_to(self, lr_hsi: torch.Tensor, hr_msi: torch.Tensor) -> None:
+        """Feed the encoders each band minus its mean over the image, over its standard
+        deviation (a constant band keeps spread 1). The first convolutions absorb this except
+        at the zero-padded border of the 5×5 one: it changes the optimiser's conditioning
+        (the bands are strongly correlated), not the model."""
+        for name, x in (("hsi", lr_hsi), ("msi", hr_msi)):
+            sd = x.std(dim=(0, 2, 3), keepdim=True)
+            getattr(self, f"shift_{name}").copy_(x.mean(dim=(0, 2, 3), keepdim=True))
+            getattr(self, f"spread_{name}").copy_(torch.where(sd > 0, sd, torch.ones_like(sd)))
 
     def _init_weights(self) -> None:
         # Kaiming-normal (fan_in, gain √2) for the encoders, heads and decoders, biases 0;
@@ -210,7 +225,8 @@ class CUCaNet(nn.Module):
         return torch.softmax(a, dim=1) if self.abundance == "softmax" else a.clamp(0.0, 1.0)
 
     def forward(self, lr_hsi: torch.Tensor, hr_msi: torch.Tensor) -> dict[str, torch.Tensor]:
-        f_h, f_m = self.enc_h(lr_hsi), self.enc_m(hr_msi)
+        f_h = self.enc_h((lr_hsi - self.shift_hsi) / self.spread_hsi)
+        f_m = self.enc_m((hr_msi - self.shift_msi) / self.spread_msi)
         n, _, rows, cols = f_m.shape
         spatial = torch.softmax(self.spatial_att(f_m).reshape(n, 1, rows * cols), dim=2)
         a_sp = self.psf2(spatial.reshape(n, 1, rows, cols))

@@ -97,6 +97,8 @@ def solve(params, problem, *, seed: int, device, progress) -> dict:
     model = build_model(params, problem, psf_mode, srf_mode).to(dev)
     lr_hsi = _deep.to_nchw(problem.lr_hsi, dev)
     hr_msi = _deep.to_nchw(problem.hr_msi, dev)
+    if params.standardise_input:
+        model.net.standardise_to(lr_hsi, hr_msi)
     total = params.iterations
     flat = int(round(params.lr_flat_fraction * total))
     optimizer = torch.optim.Adam(_param_groups(model, params.lr), betas=(0.9, 0.999))

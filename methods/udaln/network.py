@@ -121,7 +121,12 @@ def speunet_widths(msi_bands: int, bands: int) -> list[int]:
 
 class SpeUnet(nn.Module):
     """The spectral up-sampling network: 1×1 convolutions l→2l→…→2ⁿl→L, LReLU after each,
-    the last one included (so the output is not clamped but can go slightly negative)."""
+    the last one included (so the output is not clamped but can go slightly negative).
+
+    ``shift``/``spread`` (buffers, not parameters; 0 and 1 by default, the paper) standardise
+    the input bands, ``(y − shift) / spread``: an exact reparametrisation of the first layer
+    (same functions, same parameter count) that only changes how well Adam is conditioned.
+    """
 
     def __init__(self, msi_bands: int, bands: int, negative_slope: float = 0.2):
         super().__init__()
@@ -131,9 +136,18 @@ class SpeUnet(nn.Module):
             # nn.Linear on pixel rows is a 1×1 Conv2d with the same parameters and init.
             layers += [nn.Linear(a, b), nn.LeakyReLU(negative_slope)]
         self.body = nn.Sequential(*layers)
+        self.register_buffer("shift", torch.zeros(msi_bands))
+        self.register_buffer("spread", torch.ones(msi_bands))
+
+    def standardise_to(self, pixel_rows: torch.Tensor) -> None:
+        """Set the input standardisation to the band means and standard deviations of
+        ``pixel_rows`` (pixels × l); a constant band keeps spread 1."""
+        spread = pixel_rows.std(dim=0)
+        self.shift.copy_(pixel_rows.mean(dim=0))
+        self.spread.copy_(torch.where(spread > 0, spread, torch.ones_like(spread)))
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        return self.body(pixels)
+        return self.body((pixels - self.shift) / self.spread)
 
 
 # ------------------------------------------------------------------------------ helpers
@@ -207,6 +221,8 @@ def train(problem, params, *, seed: int, device, progress, checkpoint, learn_psf
     ym_img = _deep.to_nchw(problem.hr_msi, device)
     yh, ym = pixels(yh_img), pixels(ym_img)
     rows, cols = problem.hr_msi.shape[:2]
+    if params.standardise_input:
+        model.speunet.standardise_to(ym)
 
     optimisers = {name: torch.optim.Adam(module.parameters(), lr=1.0)
                   for name, module in (("psf", model.spad), ("srf", model.sped),
