@@ -219,6 +219,35 @@ def spatial_degrade_torch(x: torch.Tensor, psf: torch.Tensor, scale: int, offset
     return y[:, :, : rows // scale, : cols // scale].reshape(n, c, rows // scale, cols // scale)
 
 
+class KnownPSF(torch.nn.Module):
+    """A given PSF applied with :func:`spatial_degrade_torch` (the suite's blur, border and
+    decimation phase); nothing is learned. Methods whose own PSF model cannot represent the
+    suite's kernels use it in the known setting."""
+
+    def __init__(self, psf: np.ndarray, scale: int, offset: int, border: str):
+        super().__init__()
+        self.register_buffer("kernel", torch.as_tensor(np.asarray(psf), dtype=torch.float32))
+        self.scale, self.offset, self.border = int(scale), int(offset), border
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return spatial_degrade_torch(image, self.kernel, self.scale, self.offset, self.border)
+
+
+class KnownSRF(torch.nn.Module):
+    """A given (b × B) SRF matrix R, applied to channels-last pixels as ``x Rᵀ``; nothing is
+    learned."""
+
+    def __init__(self, srf: np.ndarray):
+        super().__init__()
+        self.register_buffer("response", torch.as_tensor(np.asarray(srf), dtype=torch.float32))
+
+    def matrix(self) -> torch.Tensor:
+        return self.response
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        return pixels @ self.response.T
+
+
 def problem_fingerprint(problem) -> str:
     """SHA-1 of a FusionProblem's arrays, scale, phase, border and PSF/SRF (when given).
 

@@ -55,16 +55,8 @@ class CentredPSF(nn.Module):
         return self.scale - 1, self.scale - 1
 
 
-class KnownPSF(nn.Module):
+class KnownPSF(_deep.KnownPSF):
     """The true PSF through the suite's own blur, border extension and decimation phase."""
-
-    def __init__(self, psf: np.ndarray, scale: int, offset: int, border: str):
-        super().__init__()
-        self.register_buffer("kernel", torch.as_tensor(np.asarray(psf), dtype=torch.float32))
-        self.scale, self.offset, self.border = int(scale), int(offset), border
-
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
-        return _deep.spatial_degrade_torch(image, self.kernel, self.scale, self.offset, self.border)
 
     def project(self) -> None:
         pass
@@ -93,15 +85,8 @@ class LearnedSRF(nn.Module):
         self.response /= self.response.sum(dim=1, keepdim=True).clamp_min(1e-12)
 
 
-class KnownSRF(nn.Module):
+class KnownSRF(_deep.KnownSRF):
     """The true SRF (nothing learned)."""
-
-    def __init__(self, srf: np.ndarray):
-        super().__init__()
-        self.register_buffer("response", torch.as_tensor(np.asarray(srf), dtype=torch.float32))
-
-    def matrix(self) -> torch.Tensor:
-        return self.response
 
     def project(self) -> None:
         pass

@@ -39,16 +39,7 @@ class BlockPSF(nn.Module):
         return out.reshape(n, c, rows // self.scale, cols // self.scale)
 
 
-class KnownPSF(nn.Module):
-    """The true PSF with the suite's blur, border and decimation phase (nothing learned)."""
-
-    def __init__(self, psf: np.ndarray, scale: int, offset: int, border: str):
-        super().__init__()
-        self.register_buffer("kernel", torch.as_tensor(np.asarray(psf), dtype=torch.float32))
-        self.scale, self.offset, self.border = int(scale), int(offset), border
-
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
-        return _deep.spatial_degrade_torch(image, self.kernel, self.scale, self.offset, self.border)
+KnownPSF = _deep.KnownPSF  # the true PSF through the suite's own operator
 
 
 def srf_support(srf: np.ndarray | None, msi_bands: int, bands: int) -> np.ndarray:
@@ -99,18 +90,7 @@ class SupportSRF(nn.Module):
         return pixels @ self.matrix().T
 
 
-class KnownSRF(nn.Module):
-    """The true SRF (nothing learned)."""
-
-    def __init__(self, srf: np.ndarray):
-        super().__init__()
-        self.register_buffer("response", torch.as_tensor(np.asarray(srf), dtype=torch.float32))
-
-    def matrix(self) -> torch.Tensor:
-        return self.response
-
-    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        return pixels @ self.response.T
+KnownSRF = _deep.KnownSRF  # the true SRF (nothing learned)
 
 
 def speunet_widths(msi_bands: int, bands: int) -> list[int]:
