@@ -81,17 +81,17 @@ class CUCaNet(Method):
     -------------------------------------------
     Real CAVE crops cut to a multiple of 8 from the top-left (``benchmarks/cave_proof.py``),
     ``gauss-fwhm-x8``, known setting, seed 0, one torch thread. CPU seconds are process time
-    on a 2-core machine at load average 4–20 (wall time was up to 10× longer); PSNR dB /
+    (rerun with ``python benchmarks/proof_cucanet.py`` at load average 2–4); PSNR dB /
     SAM °. Budget: **width 64, K 128 (the paper's endmember count), 2,000 iterations** (flat
     400, then linear to 0)::
 
         crop            upsample       gsa            best linear          CUCaNet        CPU s  s/it
-        balloons 96²    29.72 / 4.45   37.57 / 4.35   mtf_glp 49.84/2.03   42.75 / 4.32   163    0.082
-        chart_toy 144²  24.83 / 6.01   33.04 / 5.24   ltmr    46.09/2.10   38.54 / 4.83   311    0.156
-        feathers 144²   29.51 / 4.72   37.35 / 6.19   ltmr    48.85/2.32   43.60 / 4.23   330    0.165
+        balloons 96²    29.72 / 4.45   37.57 / 4.35   mtf_glp 49.84/2.03   42.75 / 4.32   133    0.066
+        chart_toy 144²  24.83 / 6.01   33.04 / 5.24   ltmr    46.09/2.10   38.54 / 4.83   324    0.162
+        feathers 144²   29.51 / 4.72   37.35 / 6.19   ltmr    48.85/2.32   43.60 / 4.23   343    0.171
 
     The bar is met on all three crops (balloons narrowly, by 0.13°), within 10 minutes a
-    crop on one core (wall 315–370 s at load 2–5). Curves (PSNR / SAM every 500 iterations)::
+    crop on one core (wall 144–503 s at load 2–4). Curves (PSNR / SAM every 500 iterations)::
 
         balloons   39.18/6.96  41.69/4.93  42.53/4.45  42.75/4.32
         chart_toy  34.94/6.01  37.34/5.34  38.33/4.94  38.54/4.83
