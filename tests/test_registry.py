@@ -76,3 +76,19 @@ def test_listing_methods_does_not_import_torch():
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_listing_describing_and_configuring_every_method_imports_no_torch():
+    """Building the workflow's DAG lists, describes and configures methods: none of that may
+    load torch (the deep methods import it inside fit/fuse only). One fresh interpreter for
+    every registered method; check-method also inspects each module statically."""
+    code = textwrap.dedent("""
+        import sys, hmifbench.methods as m
+        names = m.available()
+        for name in names:
+            m.get_class(name).describe()
+            m.get(name)
+        assert {"cucanet", "daem", "gdd", "miae", "mossfuse", "udaln"} <= set(names), names
+        assert "torch" not in sys.modules, "torch imported"
+    """)
+    subprocess.run([sys.executable, "-c", code], check=True)
